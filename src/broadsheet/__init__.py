@@ -1,0 +1,67 @@
+"""Broadsheet: a self-hosted publishing platform.
+
+``create_app`` builds the application: settings from the environment (or the
+``config`` mapping, which wins), the extensions, the blueprints, the Celery
+app, and the ``broadsheet`` commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from jinja2 import ChoiceLoader, FileSystemLoader
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from broadsheet.config import ConfigError, default_instance_path, load_settings
+from broadsheet.extensions import db, mail, migrate
+from broadsheet.queue import celery_init_app
+
+__all__ = ["ConfigError", "create_app"]
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    instance = Path(config["INSTANCE_PATH"]) if config and "INSTANCE_PATH" in config else None
+    instance = instance or default_instance_path()
+    app = Flask(__name__, instance_path=str(instance))
+    app.config.update(load_settings(os.environ, instance, config))
+    instance.mkdir(parents=True, exist_ok=True)
+
+    # Files under instance/templates/ override the bundled templates.
+    app.jinja_loader = ChoiceLoader(
+        [FileSystemLoader(str(instance / "templates")), app.jinja_loader]  # type: ignore[list-item]
+    )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    mail.init_app(app)
+    celery_init_app(app)
+
+    # Models and tasks register themselves on import.
+    from broadsheet.accounts import models as _accounts  # noqa: F401
+    from broadsheet.content import models as _content  # noqa: F401
+    from broadsheet.content import tasks as _tasks  # noqa: F401
+    from broadsheet.site.views import bp as site_bp
+
+    app.register_blueprint(site_bp)
+
+    from broadsheet.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Foreign keys on, and WAL so that readers never wait for the writer."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

@@ -1,0 +1,210 @@
+"""The ``broadsheet`` command: a Flask CLI group, so Flask-Migrate's ``db`` commands work too.
+
+Each command parses its options, calls one service, commits once, and turns
+a domain error into one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+import flask_migrate
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from broadsheet import demo as demo_content
+from broadsheet.accounts import services as accounts
+from broadsheet.accounts.models import Role
+from broadsheet.config import ConfigError
+from broadsheet.content.models import Post
+from broadsheet.errors import DomainError
+from broadsheet.extensions import db, utcnow
+
+
+def _fail(message: str, code: int = 1) -> None:
+    for line in message.splitlines() or [message]:
+        click.echo(f"broadsheet: {line}", err=True)
+    sys.exit(code)
+
+
+def door(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Commit after the command succeeds; roll back and print one line when it fails."""
+
+    @wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = func(*args, **kwargs)
+            db.session.commit()
+            return result
+        except DomainError as exc:
+            db.session.rollback()
+            _fail(exc.message)
+
+    return run
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def register_commands(app: Flask) -> None:
+    cli = app.cli
+
+    @cli.command("init")
+    @click.option("--owner-email", help="Email of the owner account to create.")
+    @click.option("--owner-password", help="Its password (prompted for when interactive).")
+    @click.option("--owner-name", help="Its display name.")
+    @door
+    def init(owner_email: str | None, owner_password: str | None, owner_name: str | None) -> None:
+        """Create or upgrade the schema, and the owner account."""
+        upgrade_schema()
+        if accounts.owner_exists(db.session):
+            click.echo("Schema is up to date; the owner account already exists.")
+            return
+        if owner_email is None and _interactive():
+            owner_email = click.prompt("Owner email")
+        if owner_email is None:
+            click.echo("Schema is up to date. No owner yet: run broadsheet init --owner-email E.")
+            return
+        if owner_password is None and _interactive():
+            owner_password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        owner = accounts.create_user(
+            db.session,
+            email=owner_email,
+            role=Role.OWNER,
+            name=owner_name,
+            password=owner_password,
+            now=utcnow(),
+        )
+        click.echo(f"Schema is up to date; owner {owner.email} created.")
+
+    @cli.group("user")
+    def user_group() -> None:
+        """Staff accounts."""
+
+    @user_group.command("create")
+    @click.argument("email")
+    @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+    @click.option("--name")
+    @click.option("--password", help="Prompted for when interactive and not given.")
+    @door
+    def user_create(email: str, role: str, name: str | None, password: str | None) -> None:
+        """Create a staff account."""
+        if password is None and _interactive():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        user = accounts.create_user(
+            db.session, email=email, role=role, name=name, password=password, now=utcnow()
+        )
+        click.echo(f"Created {user.role.value} {user.email} ({user.name}).")
+
+    @cli.group("token")
+    def token_group() -> None:
+        """Admin API tokens."""
+
+    @token_group.command("create")
+    @click.argument("email")
+    @click.option("--label", default="", help="What the token is for.")
+    @door
+    def token_create(email: str, label: str) -> None:
+        """Print a new Admin API token for a staff account; it is shown only once."""
+        user = accounts.find_user(db.session, email)
+        _token, secret = accounts.create_token(db.session, user, label=label, now=utcnow())
+        click.echo(secret)
+
+    @cli.command("demo")
+    @click.option("--posts", default=60, show_default=True, type=click.IntRange(0, 10_000_000))
+    @click.option("--tags", default=40, show_default=True, type=click.IntRange(1, 100_000))
+    @click.option("--authors", default=4, show_default=True, type=click.IntRange(1, 1000))
+    @click.option("--seed", default=1, show_default=True, type=int)
+    @door
+    def demo(posts: int, tags: int, authors: int, seed: int) -> None:
+        """Fill the database with realistic, deterministic demo content."""
+        started = time.perf_counter()
+        report = demo_content.fill(
+            db.session, posts=posts, tags=tags, authors=authors, now=utcnow(), seed=seed
+        )
+        click.echo(
+            f"Added {report.posts} posts, {report.tags} tags, {report.authors} authors and "
+            f"{report.pages} pages in {time.perf_counter() - started:.1f} s."
+        )
+
+    @cli.command("run")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=5000, show_default=True, type=int)
+    def run(host: str, port: int) -> None:
+        """Run the site with a worker and the scheduler beside it; Ctrl-C stops them all."""
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        prepare_first_run(app)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "broadsheet.worker", "worker", "--beat",
+             "--loglevel", "INFO", "--concurrency", "2"],
+            env=_child_env(app),
+        )  # fmt: skip
+        try:
+            app.run(host=host, port=port, threaded=True, use_reloader=False)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def _child_env(app: Flask) -> dict[str, str]:
+    return {**os.environ, "BROADSHEET_INSTANCE": app.instance_path}
+
+
+def upgrade_schema() -> None:
+    flask_migrate.upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+def prepare_first_run(app: Flask) -> None:
+    """Bring the schema up to date; on an empty site, add an owner and demo content."""
+    upgrade_schema()
+    if not accounts.owner_exists(db.session):
+        password = secrets.token_urlsafe(12)
+        accounts.create_user(
+            db.session, email="owner@localhost.localdomain", role=Role.OWNER, name="Owner",
+            password=password, now=utcnow(),
+        )  # fmt: skip
+        click.echo(f"Owner account: owner@localhost.localdomain, password {password}")
+    if not db.session.scalar(select(func.count()).select_from(Post)):
+        report = demo_content.fill(db.session, posts=60, tags=40, authors=4, now=utcnow())
+        click.echo(f"Added {report.posts} demo posts.")
+    db.session.commit()
+
+
+def _load_app() -> Flask:
+    from broadsheet import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(
+    name="broadsheet",
+    create_app=_load_app,
+    add_version_option=False,
+    load_dotenv=True,
+    help="Broadsheet: a small, fast publishing platform.",
+)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="broadsheet")
+    except ConfigError as exc:
+        _fail(str(exc), code=2)
+    except (OperationalError, DBAPIError) as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        _fail(f"cannot reach the database: {reason}")

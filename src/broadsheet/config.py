@@ -1,0 +1,248 @@
+"""Settings, read once from the environment, with the embedded defaults.
+
+Every setting is parsed and validated here, so that a missing or malformed
+one stops start-up with one line naming it instead of failing deep inside a
+request.  Nothing reads the environment at import time: ``load_settings`` is
+called by the application factory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+MAIL_BACKENDS = ("smtp", "console", "file", "memory")
+BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "memory", "sqla", "sqlalchemy")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message is one line per problem."""
+
+
+def database_url(raw: str) -> str:
+    """Normalise a database URL for SQLAlchemy and psycopg 3.
+
+    Heroku hands out ``postgres://``, which SQLAlchemy no longer accepts, and
+    a bare ``postgresql://`` would pick psycopg2; both become
+    ``postgresql+psycopg://``.
+    """
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        raise ValueError("is not a URL (expected postgresql://… or sqlite:///…)")
+    if scheme in ("postgres", "postgresql"):
+        scheme = "postgresql+psycopg"
+    if scheme not in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
+        raise ValueError(f"uses {scheme}://, but Broadsheet runs on postgresql:// or sqlite:///")
+    url = f"{scheme}://{rest}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"cannot be parsed ({exc})") from None
+    if parsed.get_backend_name() == "postgresql" and not parsed.database:
+        raise ValueError("names no database (expected postgresql://user@host:5432/name)")
+    return url
+
+
+def is_postgresql(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+def _boolean(value: str) -> bool:
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"is {value!r}; use true or false")
+
+
+def _integer(value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"is {value!r}, not a whole number") from None
+    if not low <= number <= high:
+        raise ValueError(f"is {number}; it must be between {low} and {high}")
+    return number
+
+
+def _site_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"is {value!r}; use an absolute http(s) URL such as https://example.com")
+    return value.rstrip("/")
+
+
+def _broker_url(value: str) -> str:
+    scheme = value.partition("://")[0]
+    if scheme.split("+", 1)[0] not in BROKER_SCHEMES:
+        raise ValueError(f"uses {scheme}://; use amqp://, redis:// or sqla+sqlite:///")
+    return value
+
+
+def _secret_key(instance: Path) -> str:
+    """Read the secret kept under the instance folder, creating it the first time."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # Created private; a second process racing us keeps whichever landed first.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def default_instance_path() -> Path:
+    return Path(os.environ.get("BROADSHEET_INSTANCE", Path.cwd() / "instance")).resolve()
+
+
+def load_settings(
+    environ: Mapping[str, str], instance: Path, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Build the Flask config from ``environ``; ``overrides`` win over it.
+
+    Raises ConfigError listing every bad setting, one per line.
+    """
+    source: dict[str, Any] = {**environ, **(overrides or {})}
+    errors: list[str] = []
+    settings: dict[str, Any] = {}
+
+    def read(name: str, parse: Any, default: Any = None) -> Any:
+        raw = source.get(name)
+        if raw is None or raw == "":
+            return default
+        if not isinstance(raw, str):
+            return raw
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            errors.append(f"{name} {exc}")
+            return default
+
+    env = str(source.get("BROADSHEET_ENV") or source.get("FLASK_ENV") or "development").lower()
+    db_url = read("DATABASE_URL", database_url) or database_url(
+        f"sqlite:///{instance / 'broadsheet.db'}"
+    )
+    production = env == "production" or is_postgresql(db_url)
+    settings["BROADSHEET_ENV"] = env
+    settings["PRODUCTION"] = production
+
+    secret = source.get("SECRET_KEY")
+    if not secret:
+        if production:
+            errors.append(
+                "SECRET_KEY is not set; production (BROADSHEET_ENV=production or a PostgreSQL "
+                "DATABASE_URL) needs one, e.g. SECRET_KEY=$(python -c "
+                "'import secrets; print(secrets.token_hex(32))')"
+            )
+        else:
+            secret = _secret_key(instance)
+    elif production and len(str(secret)) < 16:
+        errors.append("SECRET_KEY is too short for production; use at least 16 random characters")
+    settings["SECRET_KEY"] = secret
+
+    if env == "production":
+        for name in ("DATABASE_URL", "SITE_URL"):
+            if not source.get(name):
+                errors.append(f"{name} is not set; production needs it")
+        if not (source.get("CELERY_BROKER_URL") or source.get("CLOUDAMQP_URL")):
+            errors.append("CELERY_BROKER_URL (or CLOUDAMQP_URL) is not set; production needs it")
+
+    settings["SQLALCHEMY_DATABASE_URI"] = db_url
+    settings["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(db_url)
+    settings["SITE_URL"] = read("SITE_URL", _site_url, "http://127.0.0.1:5000")
+
+    broker_name = "CELERY_BROKER_URL" if source.get("CELERY_BROKER_URL") else "CLOUDAMQP_URL"
+    broker = read(broker_name, _broker_url, f"sqla+sqlite:///{instance / 'broker.db'}")
+    settings["CELERY"] = celery_settings(
+        broker,
+        queue=str(source.get("BROADSHEET_QUEUE") or "broadsheet"),
+        beat_file=str(instance / "celerybeat-schedule"),
+        eager=bool(source.get("CELERY_TASK_ALWAYS_EAGER", False)),
+    )
+
+    backend = read("MAIL_BACKEND", str, "file")
+    if backend not in MAIL_BACKENDS:
+        errors.append(f"MAIL_BACKEND is {backend!r}; use one of {', '.join(MAIL_BACKENDS)}")
+    # Flask-Mailman calls the in-memory backend "locmem".
+    settings["MAIL_BACKEND"] = "locmem" if backend == "memory" else backend
+    settings["MAIL_FILE_PATH"] = str(source.get("MAIL_FILE_PATH") or instance / "mail")
+    settings["MAIL_SERVER"] = read("MAIL_SERVER", str, "localhost")
+    settings["MAIL_PORT"] = read("MAIL_PORT", lambda v: _integer(v, 1, 65535), 25)
+    settings["MAIL_USE_TLS"] = read("MAIL_USE_TLS", _boolean, False)
+    settings["MAIL_USE_SSL"] = read("MAIL_USE_SSL", _boolean, False)
+    if settings["MAIL_USE_TLS"] and settings["MAIL_USE_SSL"]:
+        errors.append("MAIL_USE_TLS and MAIL_USE_SSL are both true; choose one")
+    settings["MAIL_USERNAME"] = read("MAIL_USERNAME", str, None)
+    settings["MAIL_PASSWORD"] = read("MAIL_PASSWORD", str, None)
+    settings["MAIL_DEFAULT_SENDER"] = read(
+        "MAIL_DEFAULT_SENDER", str, "Broadsheet <broadsheet@localhost>"
+    )
+    if env == "production" and backend == "smtp" and not source.get("MAIL_SERVER"):
+        errors.append("MAIL_SERVER is not set; MAIL_BACKEND=smtp needs it")
+    settings["RATELIMIT_STORAGE_URI"] = read("RATELIMIT_STORAGE_URI", str, "memory://")
+
+    # Anything else given as an override (tests pass TESTING and friends).
+    for key, value in (overrides or {}).items():
+        if key not in settings and key.isupper():
+            settings[key] = value
+
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return settings
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if is_postgresql(url):
+        return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    # SQLite: wait for a writer instead of failing at once with "database is locked".
+    return {"connect_args": {"timeout": 30}}
+
+
+def celery_settings(broker: str, *, queue: str, beat_file: str, eager: bool) -> dict[str, Any]:
+    """Celery settings for a job queue that must not lose work.
+
+    Late acknowledgement with requeue on a lost worker process, one message
+    prefetched at a time, publisher confirms on AMQP, JSON only (ids travel,
+    not objects), no result backend: the database records what was done.
+    """
+    settings: dict[str, Any] = {
+        "broker_url": broker,
+        "task_default_queue": queue,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_soft_time_limit": 25,
+        "task_time_limit": 30,
+        "broker_connection_retry_on_startup": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule_filename": beat_file,
+        "task_always_eager": eager,
+        "timezone": "UTC",
+        "beat_schedule": {
+            "publish-due-posts": {"task": "broadsheet.publish_due_posts", "schedule": 60.0},
+        },
+    }
+    scheme = broker.partition("://")[0]
+    if scheme in ("amqp", "amqps", "pyamqp"):
+        settings["broker_transport_options"] = {"confirm_publish": True}
+    elif scheme.startswith("sqla"):
+        # The SQLAlchemy transport hands its options to create_engine.
+        settings["broker_transport_options"] = {"connect_args": {"timeout": 30}}
+    return settings

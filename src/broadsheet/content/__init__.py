@@ -1,0 +1,1 @@
+"""Posts, pages, tags and their authors."""

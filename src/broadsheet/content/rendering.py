@@ -1,0 +1,119 @@
+"""Markdown to safe HTML, done once when a post is saved.
+
+CommonMark with tables, strikethrough and footnotes (markdown-it-py),
+code highlighted by Pygments, headings given anchors, and the result
+sanitised by nh3 (ammonia) so that no script, event handler or
+``javascript:`` URL reaches a reader, whatever the Markdown held.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import itertools
+from dataclasses import dataclass
+from functools import cache
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+EXCERPT_LENGTH = 280
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "figcaption", "figure",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "mark", "ol", "p",
+    "pre", "s", "section", "small", "span", "strong", "sub", "sup", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "*": {"class", "id"},
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height", "loading"},
+    "ol": {"start"},
+    "td": {"style"},
+    "th": {"style"},
+}
+ALLOWED_STYLES = {"text-align"}
+URL_SCHEMES = {"http", "https", "mailto"}
+_formatter = HtmlFormatter(nowrap=True)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str
+    excerpt: str
+
+
+def _highlight(code: str, lang: str, _attrs: str) -> str:
+    try:
+        lexer = get_lexer_by_name(lang.strip()) if lang.strip() else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        return ""  # markdown-it escapes the code itself
+    return highlight(code, lexer, _formatter)
+
+
+@cache
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"highlight": _highlight, "html": True, "linkify": False})
+    md.enable(["table", "strikethrough"])
+    md.use(footnote_plugin)
+    md.use(anchors_plugin, min_level=2, max_level=4, permalink=True, permalinkSymbol="#")
+    return md
+
+
+def sanitise(html: str) -> str:
+    """Keep the tags and attributes a post needs; drop every script and handler."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        filter_style_properties=ALLOWED_STYLES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+def _plain_text(inline: Token) -> str:
+    parts = []
+    for child in inline.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return "".join(parts)
+
+
+def _excerpt(tokens: list[Token], length: int = EXCERPT_LENGTH) -> str:
+    text = ""
+    for previous, token in itertools.pairwise(tokens):
+        if previous.type == "paragraph_open" and token.type == "inline":
+            text = f"{text} {_plain_text(token)}".strip()
+            if len(text) >= length:
+                break
+    return shorten(text, length)
+
+
+def shorten(text: str, length: int = EXCERPT_LENGTH) -> str:
+    """Cut plain text at a word boundary, marking the cut with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= length:
+        return text
+    cut = text[: length - 1].rsplit(" ", 1)[0].rstrip(",.;:")
+    return f"{cut}…"
+
+
+def render_markdown(source: str) -> Rendered:
+    """Render Markdown to sanitised HTML and derive a plain-text excerpt."""
+    md = _parser()
+    tokens = md.parse(source)
+    html = md.renderer.render(tokens, md.options, {})
+    return Rendered(html=sanitise(html), excerpt=htmllib.unescape(_excerpt(tokens)))

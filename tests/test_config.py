@@ -1,0 +1,119 @@
+"""Settings: embedded defaults, the postgres:// rewrite, and one clear line per bad setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broadsheet import create_app
+from broadsheet.config import ConfigError, database_url, load_settings
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            "postgres://u:p@db.example.com:5432/blog",
+            "postgresql+psycopg://u:p@db.example.com:5432/blog",
+        ),
+        ("postgresql://u@localhost/blog", "postgresql+psycopg://u@localhost/blog"),
+        ("postgresql+psycopg://u@localhost/blog", "postgresql+psycopg://u@localhost/blog"),
+        ("sqlite:////var/lib/blog.db", "sqlite:////var/lib/blog.db"),
+    ],
+)
+def test_database_urls_are_rewritten_for_psycopg_3(given: str, expected: str) -> None:
+    assert database_url(given) == expected
+
+
+def test_embedded_defaults_keep_everything_under_the_instance_folder(tmp_path: Path) -> None:
+    settings = load_settings({}, tmp_path)
+    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'broadsheet.db'}"
+    assert settings["CELERY"]["broker_url"] == f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    assert settings["MAIL_BACKEND"] == "file"
+    assert settings["MAIL_FILE_PATH"] == str(tmp_path / "mail")
+    assert settings["PRODUCTION"] is False
+
+
+def test_a_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = load_settings({}, tmp_path)["SECRET_KEY"]
+    second = load_settings({}, tmp_path)["SECRET_KEY"]
+    assert first == second
+    assert len(first) == 64
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"BROADSHEET_ENV": "production"}, "SECRET_KEY is not set; production"),
+        ({"FLASK_ENV": "production"}, "SECRET_KEY is not set"),
+        ({"DATABASE_URL": "postgres://u@h/db"}, "SECRET_KEY is not set"),
+        ({"BROADSHEET_ENV": "production", "SECRET_KEY": "k" * 32}, "DATABASE_URL is not set"),
+        ({"BROADSHEET_ENV": "production", "SECRET_KEY": "k" * 32}, "SITE_URL is not set"),
+        ({"BROADSHEET_ENV": "production", "SECRET_KEY": "k" * 32}, "CELERY_BROKER_URL"),
+        ({"DATABASE_URL": "postgres://u@h/db", "SECRET_KEY": "short"}, "SECRET_KEY is too short"),
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL uses mysql://"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL is not a URL"),
+        ({"DATABASE_URL": "postgres://u@h"}, "DATABASE_URL names no database"),
+        ({"MAIL_PORT": "twenty-five"}, "MAIL_PORT is 'twenty-five', not a whole number"),
+        ({"MAIL_PORT": "70000"}, "MAIL_PORT is 70000"),
+        ({"MAIL_USE_TLS": "sometimes"}, "MAIL_USE_TLS is 'sometimes'; use true or false"),
+        ({"MAIL_USE_TLS": "true", "MAIL_USE_SSL": "1"}, "choose one"),
+        ({"MAIL_BACKEND": "carrier-pigeon"}, "MAIL_BACKEND is 'carrier-pigeon'"),
+        ({"SITE_URL": "blog.example.com"}, "SITE_URL is 'blog.example.com'"),
+        ({"CELERY_BROKER_URL": "kafka://h"}, "CELERY_BROKER_URL uses kafka://"),
+    ],
+)
+def test_a_bad_or_missing_setting_is_named_in_one_line(
+    tmp_path: Path, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ, tmp_path)
+    lines = str(caught.value).splitlines()
+    assert any(message in line for line in lines), lines
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"BROADSHEET_ENV": "production", "MAIL_PORT": "x"}, tmp_path)
+    assert len(str(caught.value).splitlines()) == 5
+
+
+def test_false_means_false(tmp_path: Path) -> None:
+    settings = load_settings({"MAIL_USE_TLS": "false", "MAIL_USE_SSL": "0"}, tmp_path)
+    assert settings["MAIL_USE_TLS"] is False
+    assert settings["MAIL_USE_SSL"] is False
+
+
+def test_cloudamqp_url_is_the_broker_when_celery_broker_url_is_unset(tmp_path: Path) -> None:
+    settings = load_settings({"CLOUDAMQP_URL": "amqps://u:p@rabbit.example.com/vhost"}, tmp_path)
+    assert settings["CELERY"]["broker_url"] == "amqps://u:p@rabbit.example.com/vhost"
+
+
+def test_the_queue_is_set_up_not_to_lose_work(tmp_path: Path) -> None:
+    amqp = load_settings({"CELERY_BROKER_URL": "amqp://guest@127.0.0.1//"}, tmp_path)["CELERY"]
+    assert amqp["task_acks_late"] is True
+    assert amqp["task_reject_on_worker_lost"] is True
+    assert amqp["worker_prefetch_multiplier"] == 1
+    assert amqp["broker_transport_options"] == {"confirm_publish": True}
+    assert amqp["accept_content"] == ["json"]
+    embedded = load_settings({}, tmp_path)["CELERY"]
+    # The SQLAlchemy transport passes its options to create_engine: no AMQP option there.
+    assert "confirm_publish" not in embedded.get("broker_transport_options", {})
+
+
+def test_a_production_app_starts_with_its_settings(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "BROADSHEET_ENV": "production",
+            "SECRET_KEY": "a-production-secret-of-some-length",
+            "DATABASE_URL": "postgres://user@db.internal:5432/blog",
+            "SITE_URL": "https://blog.example.com/",
+            "CELERY_BROKER_URL": "amqp://u:p@rabbit.internal//",
+        }
+    )
+    assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+    assert app.config["SITE_URL"] == "https://blog.example.com"
+    assert app.extensions["celery"].conf.task_acks_late is True
