@@ -162,6 +162,12 @@ def load_settings(
     settings["SQLALCHEMY_DATABASE_URI"] = db_url
     settings["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(db_url)
     settings["SITE_URL"] = read("SITE_URL", _site_url, "http://127.0.0.1:5000")
+    # Until staff can edit them in the admin, the site's name and tagline come from here.
+    settings["SITE_TITLE"] = read("SITE_TITLE", str, "Broadsheet")
+    settings["SITE_DESCRIPTION"] = read(
+        "SITE_DESCRIPTION", str, "Notes on software, written slowly."
+    )
+    settings["POSTS_PER_PAGE"] = read("POSTS_PER_PAGE", lambda v: _integer(v, 1, 100), 10)
 
     broker_name = "CELERY_BROKER_URL" if source.get("CELERY_BROKER_URL") else "CLOUDAMQP_URL"
     broker = read(broker_name, _broker_url, f"sqla+sqlite:///{instance / 'broker.db'}")
