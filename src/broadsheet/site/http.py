@@ -28,4 +28,5 @@ def cacheable(
     response.cache_control.public = True
     response.cache_control.max_age = max_age
     response.add_etag()
-    return response.make_conditional(request)
+    response.make_conditional(request)  # turns it into a 304 in place when it can
+    return response
