@@ -19,7 +19,7 @@ from typing import Any
 import click
 import flask_migrate
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, routes_command, shell_command
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -191,13 +191,17 @@ def _load_app() -> Flask:
     return create_app()
 
 
+# Flask's own `run` would shadow ours (which starts the worker too): keep only shell and routes.
 cli = FlaskGroup(
     name="broadsheet",
     create_app=_load_app,
+    add_default_commands=False,
     add_version_option=False,
     load_dotenv=True,
     help="Broadsheet: a small, fast publishing platform.",
 )
+cli.add_command(shell_command)
+cli.add_command(routes_command)
 
 
 def main() -> None:

@@ -372,7 +372,7 @@ def _ensure_authors(
 def _ensure_tags(
     session: DbSession, names: list[str], now: datetime, report: DemoReport
 ) -> list[int]:
-    existing = dict(session.execute(select(Tag.slug, Tag.id)).tuples().all())
+    existing: dict[str, int] = dict(session.execute(select(Tag.slug, Tag.id)).all())
     rows = []
     next_id = _next_id(session, Tag.id)
     ids = []

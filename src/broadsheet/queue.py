@@ -57,6 +57,8 @@ def celery_init_app(app: Flask) -> Celery[Any]:
 
 def enqueue_after_commit(session: DbSession, task: Any, *args: Any, **kwargs: Any) -> None:
     """Send ``task`` with ids as arguments once ``session`` commits; a rollback drops it."""
+    # Begin the transaction now, so that the commit fires its hook even if nothing else ran.
+    session.connection()
     session.info.setdefault(PENDING_KEY, []).append((task, args, kwargs))
 
 
@@ -69,6 +71,8 @@ def _send_pending(session: Session) -> None:
             log.warning("could not enqueue %s; the sweeper will retry", task.name, exc_info=True)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(PENDING_KEY, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, _previous: object) -> None:
+    # A savepoint rolled back inside a transaction keeps the outer transaction's work.
+    if not session.in_transaction():
+        session.info.pop(PENDING_KEY, None)

@@ -1,0 +1,108 @@
+"""Real Celery worker processes for the queue tests, started and stopped by the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from kombu import Connection
+
+READY_TIMEOUT = 60
+
+
+class Worker:
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if any(" ready." in line for line in self.lines):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError("the worker did not start:\n" + "".join(self.lines[-40:]))
+
+    def close(self) -> None:
+        self._reader.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def worker_env(instance: Path, database_url: str, broker_url: str, queue: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "BROADSHEET_INSTANCE": str(instance),
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "BROADSHEET_QUEUE": queue,
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "MAIL_BACKEND": "memory",
+    }
+
+
+@contextmanager
+def running_worker(
+    instance: Path, database_url: str, broker_url: str, queue: str, concurrency: int = 1
+) -> Iterator[Worker]:
+    """A ``celery worker`` process of our app on ``queue``; stopped (and reaped) on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "broadsheet.worker", "worker",
+         "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue],
+        env=worker_env(instance, database_url, broker_url, queue),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    worker = Worker(process)
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        worker.close()
+
+
+def delete_queue(broker_url: str, queue: str) -> None:
+    """Remove a test's queue from the broker so nothing is left behind."""
+    with Connection(broker_url, connect_timeout=5) as connection:
+        channel = connection.default_channel
+        with suppress(Exception):  # already gone is fine
+            channel.queue_delete(queue)
+
+
+def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval)
+    return False
