@@ -39,6 +39,7 @@ def test_run_serves_demo_posts_with_a_worker_beside_it_and_stops_on_ctrl_c(
         if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY")
     }
     env["BROADSHEET_INSTANCE"] = str(tmp_path / "instance")
+    env["PYTHONUNBUFFERED"] = "1"
     process = subprocess.Popen(
         [
             sys.executable,

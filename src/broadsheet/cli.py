@@ -22,6 +22,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.serving import run_simple
 
 from broadsheet import demo as demo_content
 from broadsheet.accounts import services as accounts
@@ -152,7 +153,8 @@ def register_commands(app: Flask) -> None:
             env=_child_env(app),
         )  # fmt: skip
         try:
-            app.run(host=host, port=port, threaded=True, use_reloader=False)
+            # app.run() is a no-op under a Flask CLI group, so serve with Werkzeug directly.
+            run_simple(host, port, app, threaded=True, use_reloader=False)
         finally:
             worker.send_signal(signal.SIGTERM)
             try:
