@@ -77,7 +77,7 @@ def test_run_serves_demo_posts_with_a_worker_beside_it_and_stops_on_ctrl_c(
         assert (tmp_path / "instance" / "broadsheet.db").exists()
         assert (tmp_path / "instance" / "broker.db").exists()
 
-        process.send_signal(signal.SIGINT)  # Ctrl-C
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole group
         process.wait(timeout=30)
         assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/")[0] == 0, timeout=10)
     finally:
@@ -87,8 +87,10 @@ def test_run_serves_demo_posts_with_a_worker_beside_it_and_stops_on_ctrl_c(
         reader.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
     # Nothing of the group is left running: the worker went with the web process.
-    leftovers = subprocess.run(
-        ["pgrep", "-g", str(process.pid)], capture_output=True, text=True, check=False
-    )
-    assert leftovers.stdout.strip() == "", "".join(lines)
+    def group_gone() -> bool:
+        found = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, check=False)
+        return found.returncode == 1
+
+    assert wait_until(group_gone, timeout=20), "".join(lines)
