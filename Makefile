@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install
+.PHONY: run test lint install lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,26 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.run-installed
 
+$(VENV)/.lock-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[lock]'
+	touch $@
+
 install: $(VENV)/.run-installed
+
+# requirements.txt: pyproject.toml's dependencies pinned for Python 3.11 on Linux, then the
+# package itself; the Heroku Python buildpack installs from it.  Run after editing dependencies.
+lock: $(VENV)/.lock-installed
+	$(BIN)/uv pip compile pyproject.toml --quiet --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' \
+		--output-file requirements.txt
+	printf '%s\n' '# Broadsheet itself, installed from this checkout.' '.' >> requirements.txt
 
 run: $(VENV)/.run-installed
 	$(BIN)/broadsheet run
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: lint
