@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install lock
+.PHONY: run test lint install lock bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,8 @@ lint: $(VENV)/.test-installed
 
 test: lint
 	$(BIN)/pytest
+
+# Reads under gunicorn and wrk on a 100,000-post PostgreSQL database, against a Flask "hello";
+# writes bench/results/<date>.md.  Needs PostgreSQL on 127.0.0.1 (and Redis to compare stores).
+bench: $(VENV)/.run-installed
+	$(BIN)/python bench/run_bench.py

@@ -20,13 +20,16 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import event, inspect, text
 
-from broadsheet import create_app
+from broadsheet import create_app, page_cache
 from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.services import create_user
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.services import create_post
 from broadsheet.extensions import db
 from tests import services
+
+# Fixture modules: an SMTP server on loopback, and the newsletter's eager app.
+pytest_plugins = ("tests.smtp", "tests.newsletter")
 
 # Settings from the developer's shell must not leak into the tests.
 for _name in list(os.environ):
@@ -104,6 +107,7 @@ def app(
         yield app
         db.session.remove()
         _empty_tables()
+        page_cache.invalidate(app)  # the tables were emptied beneath the cached pages
 
 
 def _empty_tables() -> None:
@@ -188,3 +192,13 @@ def make_post(app: Flask, author: User) -> Any:
         return post
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.counters import SCHEMATHESIS_CASES
+
+    if SCHEMATHESIS_CASES:
+        terminalreporter.write_line(
+            f"schemathesis ran {sum(SCHEMATHESIS_CASES.values())} cases "
+            f"over {len(SCHEMATHESIS_CASES)} operations"
+        )

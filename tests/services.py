@@ -1,4 +1,4 @@
-"""Finding the real PostgreSQL and RabbitMQ the suite runs against.
+"""Finding the real PostgreSQL, RabbitMQ and Redis the suite runs against.
 
 Where a service is missing, a test that needs it is skipped with the reason;
 with BROADSHEET_REQUIRE_SERVICES=1 (set by .ci/run) it fails instead.
@@ -18,6 +18,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "BROADSHEET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 AMQP_URL = os.environ.get("BROADSHEET_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("BROADSHEET_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def reachable(url: str, timeout: float = 1.0) -> bool:
@@ -44,6 +45,11 @@ def require_postgres() -> None:
 def require_rabbitmq() -> None:
     if not reachable(AMQP_URL):
         missing(f"RabbitMQ is not reachable at {AMQP_URL}")
+
+
+def require_redis() -> None:
+    if not reachable(REDIS_URL):
+        missing(f"Redis is not reachable at {REDIS_URL}")
 
 
 def unique_name(prefix: str) -> str:

@@ -117,3 +117,22 @@ def test_a_production_app_starts_with_its_settings(tmp_path: Path) -> None:
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
     assert app.config["SITE_URL"] == "https://blog.example.com"
     assert app.extensions["celery"].conf.task_acks_late is True
+
+
+def test_behind_one_proxy_the_visitors_own_address_is_used(tmp_path: Path) -> None:
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "PROXY_HOPS": "1", "SECRET_KEY": "k" * 32})
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        from flask import request
+
+        return f"{request.remote_addr} {request.scheme}"
+
+    answer = app.test_client().get(
+        "/whoami",
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
+        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+    )
+    assert answer.get_data(as_text=True) == "203.0.113.9 https"
+    direct = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "k" * 32}).test_client()
+    assert direct.application.config["PROXY_HOPS"] == 0

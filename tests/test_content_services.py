@@ -182,3 +182,14 @@ def test_two_overlapping_scheduler_runs_publish_each_post_once(app: Flask, make_
     published = [post_id for result in results for post_id in result]
     assert len(published) == 5
     assert len(set(published)) == 5
+
+
+def test_tag_names_that_share_an_address_are_one_tag(make_post: Any) -> None:
+    post = make_post("Plus plus", tags=["C", "C++", "c!"])
+    assert [t.name for t in _load(post.id).tags] == ["C"]
+
+
+def test_a_tag_name_without_a_letter_or_digit_is_refused(app: Flask, author: Any) -> None:
+    with pytest.raises(Invalid) as caught:
+        create_post(db.session, title="T", markdown="", authors=[author], now=NOW, tags=["&&"])
+    assert "tags" in caught.value.fields

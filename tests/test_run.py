@@ -56,6 +56,7 @@ def test_run_serves_demo_posts_with_a_worker_beside_it_and_stops_on_ctrl_c(
         start_new_session=True,
     )
     lines: list[str] = []
+    workers: list[int] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
     reader.start()
     try:
@@ -77,20 +78,41 @@ def test_run_serves_demo_posts_with_a_worker_beside_it_and_stops_on_ctrl_c(
         assert (tmp_path / "instance" / "broadsheet.db").exists()
         assert (tmp_path / "instance" / "broker.db").exists()
 
+        # A worker that dies is started again.
+        children = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) == 1, children
+        workers.append(int(children[0]))
+        os.kill(workers[0], signal.SIGKILL)
+        assert wait_until(lambda: sum(" ready." in line for line in lines) >= 2, timeout=30), (
+            "".join(lines)
+        )
+        assert any("starting it again" in line for line in lines)
+        workers += [int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()]  # fmt: skip
+
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole group
         process.wait(timeout=30)
         assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/")[0] == 0, timeout=10)
+        # Nothing is left running: the worker went with the web process.
+        assert wait_until(lambda: not any(_alive(pid) for pid in workers), timeout=20), "".join(
+            lines
+        )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        for pid in workers:
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
         reader.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
 
-    # Nothing of the group is left running: the worker went with the web process.
-    def group_gone() -> bool:
-        found = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, check=False)
-        return found.returncode == 1
 
-    assert wait_until(group_gone, timeout=20), "".join(lines)
+def _alive(session: int) -> bool:
+    """Whether anything of the worker's session (the worker, its pool, its beat) still runs."""
+    found = subprocess.run(["pgrep", "-s", str(session)], capture_output=True, check=False)
+    return found.returncode == 0

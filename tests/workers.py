@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -49,7 +50,13 @@ class Worker:
         return "".join(self.lines)
 
 
-def worker_env(instance: Path, database_url: str, broker_url: str, queue: str) -> dict[str, str]:
+def worker_env(
+    instance: Path,
+    database_url: str,
+    broker_url: str,
+    queue: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     return {
         **os.environ,
         "BROADSHEET_INSTANCE": str(instance),
@@ -58,19 +65,34 @@ def worker_env(instance: Path, database_url: str, broker_url: str, queue: str) -
         "BROADSHEET_QUEUE": queue,
         "SECRET_KEY": "test-secret-key-0123456789",
         "MAIL_BACKEND": "memory",
+        **(extra or {}),
     }
 
 
 @contextmanager
 def running_worker(
-    instance: Path, database_url: str, broker_url: str, queue: str, concurrency: int = 1
+    instance: Path,
+    database_url: str,
+    broker_url: str,
+    queue: str,
+    concurrency: int = 1,
+    env: Mapping[str, str] | None = None,
+    beat: bool = False,
+    app_module: str = "broadsheet.worker",
 ) -> Iterator[Worker]:
-    """A ``celery worker`` process of our app on ``queue``; stopped (and reaped) on exit."""
+    """A ``celery worker`` process of our app on ``queue``; stopped (and reaped) on exit.
+
+    ``env`` adds settings; ``beat`` runs the beat inside the worker (``-B``);
+    ``app_module`` names another module exposing the Celery app.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "broadsheet.worker", "worker",
+        [sys.executable, "-m", "celery", "-A", app_module, "worker",
          "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue],
-        env=worker_env(instance, database_url, broker_url, queue),
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
+         # A node name of its own: RabbitMQ locks each node's control queue to one worker.
+         "-n", f"test-{uuid.uuid4().hex[:12]}@%h",
+         *(["-B"] if beat else [])],
+        env=worker_env(instance, database_url, broker_url, queue, env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -17,9 +17,13 @@ from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from broadsheet import page_cache
 from broadsheet.config import ConfigError, default_instance_path, load_settings
-from broadsheet.extensions import db, mail, migrate
+from broadsheet.extensions import csrf, db, limiter, login_manager, mail, migrate
+from broadsheet.guards import limit_api_bodies, refuse_nul_bytes
+from broadsheet.logs import configure_logging
 from broadsheet.queue import celery_init_app
 
 __all__ = ["ConfigError", "create_app"]
@@ -32,6 +36,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(instance))
     app.config.update(load_settings(os.environ, instance, config))
     instance.mkdir(parents=True, exist_ok=True)
+    configure_logging(app)
+    page_cache.init_app(app)  # inside ProxyFix: it must see the request as the app does
+    if app.config["PROXY_HOPS"]:
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    app.before_request(limit_api_bodies)
+    app.before_request(refuse_nul_bytes)
 
     # Files under instance/templates/ override the bundled templates.
     app.jinja_loader = ChoiceLoader(
@@ -42,14 +53,34 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     mail.init_app(app)
     celery_init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
 
     # Models and tasks register themselves on import.
     from broadsheet.accounts import models as _accounts  # noqa: F401
+    from broadsheet.accounts import tasks as _account_tasks  # noqa: F401
+    from broadsheet.admin import bp as admin_bp
     from broadsheet.content import models as _content  # noqa: F401
     from broadsheet.content import tasks as _tasks  # noqa: F401
+    from broadsheet.newsletter import models as _newsletter  # noqa: F401
+    from broadsheet.newsletter import staff as _newsletter_staff  # noqa: F401 (admin pages)
+    from broadsheet.newsletter import tasks as _newsletter_tasks  # noqa: F401
+    from broadsheet.newsletter.views import bp as newsletter_bp
+    from broadsheet.ops import bp as ops_bp
+    from broadsheet.settings import models as _settings  # noqa: F401
+    from broadsheet.site.feeds import bp as feeds_bp
     from broadsheet.site.views import bp as site_bp
 
+    app.register_blueprint(ops_bp)
     app.register_blueprint(site_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(feeds_bp)
+    app.register_blueprint(newsletter_bp)
+
+    from broadsheet.api import init_api
+
+    init_api(app)
 
     from broadsheet.cli import register_commands
 

@@ -6,11 +6,13 @@ a domain error into one line on stderr with a non-zero exit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -27,6 +29,7 @@ from werkzeug.serving import run_simple
 from broadsheet import demo as demo_content
 from broadsheet.accounts import services as accounts
 from broadsheet.accounts.models import Role
+from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.config import ConfigError
 from broadsheet.content.models import Post
 from broadsheet.errors import DomainError
@@ -104,9 +107,11 @@ def register_commands(app: Flask) -> None:
         """Create a staff account."""
         if password is None and _interactive():
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        # The command line acts as the operator, with the owner's rights (accounts.permissions).
         user = accounts.create_user(
-            db.session, email=email, role=role, name=name, password=password, now=utcnow()
-        )
+            db.session, email=email, role=role, name=name, password=password, now=utcnow(),
+            actor=OPERATOR,
+        )  # fmt: skip
         click.echo(f"Created {user.role.value} {user.email} ({user.name}).")
 
     @cli.group("token")
@@ -122,6 +127,28 @@ def register_commands(app: Flask) -> None:
         user = accounts.find_user(db.session, email)
         _token, secret = accounts.create_token(db.session, user, label=label, now=utcnow())
         click.echo(secret)
+
+    @token_group.command("list")
+    @click.argument("email")
+    @door
+    def token_list(email: str) -> None:
+        """List a staff account's tokens: id, label, created, last used, revoked."""
+        user = accounts.find_user(db.session, email)
+        for token in accounts.staff_tokens(db.session, user):
+            used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+            state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "live"
+            click.echo(
+                f"{token.id}\t{token.label or '-'}\tcreated {token.created_at:%Y-%m-%d %H:%M}"
+                f"\tlast used {used}\t{state}"
+            )
+
+    @token_group.command("revoke")
+    @click.argument("token_id", type=int)
+    @door
+    def token_revoke(token_id: int) -> None:
+        """Revoke a token by its id (see `broadsheet token list`)."""
+        token = accounts.revoke_token(db.session, token_id, now=utcnow())
+        click.echo(f"Token {token.id} ({token.label or 'no label'}) is revoked.")
 
     @cli.command("demo")
     @click.option("--posts", default=60, show_default=True, type=click.IntRange(0, 10_000_000))
@@ -147,20 +174,61 @@ def register_commands(app: Flask) -> None:
         """Run the site with a worker and the scheduler beside it; Ctrl-C stops them all."""
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         prepare_first_run(app)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "broadsheet.worker", "worker", "--beat",
-             "--loglevel", "INFO", "--concurrency", "2"],
-            env=_child_env(app),
-        )  # fmt: skip
+        worker = SupervisedWorker(_child_env(app))
         try:
             # app.run() is a no-op under a Flask CLI group, so serve with Werkzeug directly.
             run_simple(host, port, app, threaded=True, use_reloader=False)
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.stop()
+
+
+class SupervisedWorker:
+    """The worker and the beat beside the development server, started again if they die.
+
+    A thread pool, not prefork: on the embedded broker a killed pool child leaves its
+    worker stuck (the message it held is never redelivered), while a whole process that
+    dies is simply restarted here, and the sweeper on the beat resends what it held.
+    """
+
+    COMMAND = ("-m", "celery", "-A", "broadsheet.worker", "worker", "--beat",
+               "--pool", "threads", "--concurrency", "2", "--loglevel", "INFO")  # fmt: skip
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.process = self._start()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # Its own session: Ctrl-C reaches the runner, which stops the worker itself.
+        return subprocess.Popen([sys.executable, *self.COMMAND], env=self.env,
+                                start_new_session=True)  # fmt: skip
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with self.lock:
+                if self.stopping:
+                    return
+                if self.process.poll() is not None:
+                    click.echo("broadsheet: the worker stopped; starting it again", err=True)
+                    self._signal_group(signal.SIGKILL)  # what it left behind (its beat)
+                    self.process = self._start()
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.process.wait(timeout=5)
 
 
 def _child_env(app: Flask) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,11 +76,27 @@ def _integer(value: str, low: int, high: int) -> int:
     return number
 
 
+def _seconds_list(value: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"is {value!r}; use seconds separated by commas: 60,300,1800") from None
+    if not delays or any(d < 0 for d in delays):
+        raise ValueError(f"is {value!r}; use one or more non-negative numbers of seconds")
+    return delays
+
+
 def _site_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"is {value!r}; use an absolute http(s) URL such as https://example.com")
     return value.rstrip("/")
+
+
+def _page_cache_url(value: str) -> str:
+    if value == "off" or value.partition("://")[0] in ("redis", "rediss", "unix"):
+        return value
+    raise ValueError(f"is {value!r}; use redis://host:6379/0 or off (unset: under instance/)")
 
 
 def _broker_url(value: str) -> str:
@@ -169,6 +186,25 @@ def load_settings(
     )
     settings["POSTS_PER_PAGE"] = read("POSTS_PER_PAGE", lambda v: _integer(v, 1, 100), 10)
 
+    # The newsletter: recipients per task, the retry schedule for temporary SMTP errors, how
+    # long a claim or an idle send may last before the sweeper takes its work back.
+    settings["NEWSLETTER_BATCH_SIZE"] = read(
+        "NEWSLETTER_BATCH_SIZE", lambda v: _integer(v, 1, 1000), 100
+    )
+    settings["NEWSLETTER_RETRY_DELAYS"] = read(
+        "NEWSLETTER_RETRY_DELAYS", _seconds_list, (60.0, 300.0, 1800.0, 7200.0)
+    )
+    settings["NEWSLETTER_LEASE_SECONDS"] = read(
+        "NEWSLETTER_LEASE_SECONDS", lambda v: _integer(v, 1, 86400), 120
+    )
+    settings["NEWSLETTER_STALL_SECONDS"] = read(
+        "NEWSLETTER_STALL_SECONDS", lambda v: _integer(v, 1, 86400), 120
+    )
+    settings["NEWSLETTER_MAX_ERROR_STREAK"] = read(
+        "NEWSLETTER_MAX_ERROR_STREAK", lambda v: _integer(v, 1, 100000), 50
+    )
+    sweep_seconds = read("NEWSLETTER_SWEEP_SECONDS", lambda v: _integer(v, 1, 3600), 30)
+
     broker_name = "CELERY_BROKER_URL" if source.get("CELERY_BROKER_URL") else "CLOUDAMQP_URL"
     broker = read(broker_name, _broker_url, f"sqla+sqlite:///{instance / 'broker.db'}")
     settings["CELERY"] = celery_settings(
@@ -176,6 +212,7 @@ def load_settings(
         queue=str(source.get("BROADSHEET_QUEUE") or "broadsheet"),
         beat_file=str(instance / "celerybeat-schedule"),
         eager=bool(source.get("CELERY_TASK_ALWAYS_EAGER", False)),
+        sweep_seconds=float(sweep_seconds),
     )
 
     backend = read("MAIL_BACKEND", str, "file")
@@ -197,7 +234,25 @@ def load_settings(
     )
     if env == "production" and backend == "smtp" and not source.get("MAIL_SERVER"):
         errors.append("MAIL_SERVER is not set; MAIL_BACKEND=smtp needs it")
+    # Proxies in front of the app (Heroku's router is one) whose X-Forwarded-* are believed:
+    # without this every visitor has the router's address and shares one rate limit.
+    settings["PROXY_HOPS"] = read("PROXY_HOPS", lambda v: _integer(v, 0, 5), 0)
+    settings["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024  # forms and CSV imports; the API: 1 MiB
     settings["RATELIMIT_STORAGE_URI"] = read("RATELIMIT_STORAGE_URI", str, "memory://")
+    # Whole public pages: a folder under instance/ by default, Redis when named, or off.
+    settings["PAGE_CACHE_URL"] = read("PAGE_CACHE_URL", _page_cache_url, "")
+    settings["PAGE_CACHE_PREFIX"] = read("PAGE_CACHE_PREFIX", str, "broadsheet:page:")
+    # Staff sessions: signed cookies that script cannot read, sent only over HTTPS when the
+    # site is served over HTTPS, and not on cross-site POSTs.
+    https = str(settings["SITE_URL"]).startswith("https://")
+    settings["SESSION_COOKIE_HTTPONLY"] = True
+    settings["SESSION_COOKIE_SAMESITE"] = "Lax"
+    settings["SESSION_COOKIE_SECURE"] = https
+    settings["REMEMBER_COOKIE_HTTPONLY"] = True
+    settings["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    settings["REMEMBER_COOKIE_SECURE"] = https
+    settings["PERMANENT_SESSION_LIFETIME"] = timedelta(days=14)
+    settings["PASSWORD_RESET_MAX_AGE"] = 3600  # seconds a reset link stays good
 
     # Anything else given as an override (tests pass TESTING and friends).
     for key, value in (overrides or {}).items():
@@ -216,7 +271,9 @@ def _engine_options(url: str) -> dict[str, Any]:
     return {"connect_args": {"timeout": 30}}
 
 
-def celery_settings(broker: str, *, queue: str, beat_file: str, eager: bool) -> dict[str, Any]:
+def celery_settings(
+    broker: str, *, queue: str, beat_file: str, eager: bool, sweep_seconds: float = 30.0
+) -> dict[str, Any]:
     """Celery settings for a job queue that must not lose work.
 
     Late acknowledgement with requeue on a lost worker process, one message
@@ -237,12 +294,22 @@ def celery_settings(broker: str, *, queue: str, beat_file: str, eager: bool) -> 
         "task_time_limit": 30,
         "broker_connection_retry_on_startup": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # The Procfile's worker turns SIGTERM into a cold shutdown (REMAP_SIGTERM=SIGQUIT) so
+        # that the pool's children, which the platform signals too, keep running: the worker
+        # then waits this long for running tasks, and hands back any still running (late acks)
+        # well before the platform's kill 30 s after SIGTERM.
+        "worker_soft_shutdown_timeout": 20.0,
         "worker_hijack_root_logger": False,
+        # The app's log handler writes to sys.stderr; Celery must leave it a real stream.
+        "worker_redirect_stdouts": False,
         "beat_schedule_filename": beat_file,
         "task_always_eager": eager,
         "timezone": "UTC",
         "beat_schedule": {
             "publish-due-posts": {"task": "broadsheet.publish_due_posts", "schedule": 60.0},
+            # Re-enqueues newsletter work that is due and not moving (a lost message, a
+            # killed worker, a broker that was down at publish time).
+            "sweep-newsletter": {"task": "broadsheet.sweep_newsletter", "schedule": sweep_seconds},
         },
     }
     scheme = broker.partition("://")[0]

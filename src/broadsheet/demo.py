@@ -23,6 +23,7 @@ from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, Po
 from broadsheet.content.rendering import render_markdown
 from broadsheet.content.services import RESERVED_SLUGS, create_post
 from broadsheet.extensions import DbSession
+from broadsheet.page_cache import mark_changed
 from broadsheet.slugs import make_slug
 
 TOPICS = [
@@ -222,6 +223,7 @@ def fill(
     The same seed gives the same content.  Run again, it adds more posts and
     reuses the authors and tags already there.
     """
+    mark_changed(session)  # rows go in with COPY, which no session event sees
     rng = random.Random(seed)
     report = DemoReport()
     users = _ensure_authors(session, authors, now, report)

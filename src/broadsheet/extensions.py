@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_mailman import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, registry, scoped_session
@@ -59,6 +63,12 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 mail = Mail()
+login_manager = LoginManager()
+# Every POST carries a CSRF token; a blueprint with its own auth (the token API) opts out
+# with ``csrf.exempt(blueprint)``.
+csrf = CSRFProtect()
+# Storage comes from RATELIMIT_STORAGE_URI: memory:// for one process, redis:// for many.
+limiter = Limiter(key_func=get_remote_address)
 
 # Services take a session: the request's scoped one or a plain one alike.
 DbSession: TypeAlias = Session | scoped_session[Any]

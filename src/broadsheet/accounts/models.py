@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import Enum, ForeignKey, String, Text
@@ -41,6 +42,33 @@ class User(Model):
     )
     password_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A deactivated account keeps its posts and byline but can no longer sign in.
+    deactivated_at: Mapped[datetime | None]
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    @property
+    def credential_stamp(self) -> str:
+        """A short fingerprint of the password hash: it changes whenever the password does.
+
+        Sessions and password-reset links carry it, so a new password ends
+        every session and spends every reset link issued before it.
+        """
+        return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
+
+    def get_id(self) -> str:
+        """The session's user id (Flask-Login), bound to the current password."""
+        return f"{self.id}:{self.credential_stamp}"
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from sqlalchemy.orm.strategy_options import _AbstractLoad
@@ -23,6 +23,9 @@ from broadsheet.extensions import Model, utcnow
 
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+WORDS_PER_MINUTE = 230
 
 
 class PostStatus(enum.StrEnum):
@@ -113,6 +116,8 @@ class Post(Model):
     feature_image: Mapped[str | None] = mapped_column(String(500))
     meta_title: Mapped[str | None] = mapped_column(String(300))
     meta_description: Mapped[str | None] = mapped_column(String(500))
+    # Whether publishing (now, or by the scheduler) emails the post to its subscribers.
+    email_on_publish: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Bumped on every save; an edit made against an older version is refused.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
@@ -142,6 +147,11 @@ class Post(Model):
     def authors(self) -> list[User]:
         return [link.user for link in self.author_links]
 
+    @property
+    def reading_minutes(self) -> int:
+        """Minutes a reader needs, at about 230 words a minute; never less than one."""
+        return max(1, round(len(self.markdown.split()) / WORDS_PER_MINUTE))
+
     def is_visible(self, now: datetime) -> bool:
         """Whether a reader may see this post or page at ``now``."""
         return (
@@ -152,6 +162,34 @@ class Post(Model):
 
     def __repr__(self) -> str:
         return f"<Post {self.slug} {self.status}>"
+
+
+class PostRevision(Model):
+    """A snapshot of what a post said after one save; restoring one is another save."""
+
+    __tablename__ = "post_revisions"
+    __table_args__ = (Index("ix_post_revisions_post", "post_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    # The post's version this snapshot was saved as.
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str] = mapped_column(String(300))
+    slug: Mapped[str] = mapped_column(String(200))
+    markdown: Mapped[str] = mapped_column(Text, default="")
+    custom_excerpt: Mapped[str | None] = mapped_column(Text)
+    featured: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    meta_title: Mapped[str | None] = mapped_column(String(300))
+    meta_description: Mapped[str | None] = mapped_column(String(500))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    author: Mapped[User | None] = relationship(lazy="joined")
+
+    def __repr__(self) -> str:
+        return f"<PostRevision post={self.post_id} v{self.version}>"
 
 
 def with_links() -> tuple[_AbstractLoad, ...]:

@@ -4,17 +4,21 @@ Every function here answers with a fixed number of queries whatever the page
 holds (a count, the page's ids through an index, the posts, their tags and
 their authors), and nothing a reader must not see leaves it: drafts,
 scheduled posts, pages (in listings) and internal tags.
+
+Listings may be asked to treat an empty first page as missing
+(``allow_empty=False``): the public site does, so that a tag used only by
+drafts, or a staff member who has published nothing, has no page at all.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, literal, or_, select, union_all
 
 from broadsheet.accounts.models import User
 from broadsheet.content.models import (
@@ -52,10 +56,21 @@ class Page:
         return self.number < self.pages
 
 
-def _check_page(number: int, total: int, per_page: int) -> None:
-    """Page 1 always exists (it may be empty); any other page must hold something."""
+@dataclass(frozen=True)
+class PostLink:
+    """Enough of a post or page to link to it."""
+
+    slug: str
+    title: str
+    updated_at: datetime
+
+
+def _check_page(number: int, total: int, per_page: int, *, allow_empty: bool = True) -> None:
+    """Page 1 exists (it may be empty, if allowed); any other page must hold something."""
     if number < 1 or (number > 1 and (number - 1) * per_page >= total):
         raise NotFound(f"there is no page {number}")
+    if total == 0 and not allow_empty:
+        raise NotFound("nothing has been published here")
 
 
 def _load_in_order(session: DbSession, ids: Sequence[int]) -> list[Post]:
@@ -77,10 +92,11 @@ def _page_of_links(
     now: datetime,
     number: int,
     per_page: int,
+    allow_empty: bool,
 ) -> Page:
     where = (owner_column == owner_id, link.published_at <= now)
     total = session.scalar(select(func.count()).select_from(link).where(*where)) or 0
-    _check_page(number, total, per_page)
+    _check_page(number, total, per_page, allow_empty=allow_empty)
     ids: list[int] = list(
         session.scalars(
             select(link.post_id)
@@ -114,6 +130,7 @@ def _page_of_posts(
     per_page: int,
     since: datetime | None = None,
     until: datetime | None = None,
+    allow_empty: bool = True,
 ) -> Page:
     query = public_posts_query(now)
     if since is not None:
@@ -121,7 +138,7 @@ def _page_of_posts(
     if until is not None:
         query = query.where(Post.published_at < until)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    _check_page(number, total, per_page)
+    _check_page(number, total, per_page, allow_empty=allow_empty)
     ids = list(
         session.scalars(
             query.with_only_columns(Post.id).offset((number - 1) * per_page).limit(per_page)
@@ -135,7 +152,14 @@ def home_page(session: DbSession, *, now: datetime, number: int, per_page: int) 
 
 
 def date_archive(
-    session: DbSession, *, year: int, month: int | None, now: datetime, number: int, per_page: int
+    session: DbSession,
+    *,
+    year: int,
+    month: int | None,
+    now: datetime,
+    number: int,
+    per_page: int,
+    allow_empty: bool = True,
 ) -> Page:
     """Posts of one year or one month (UTC), newest first."""
     if not 1 <= year <= 9998 or (month is not None and not 1 <= month <= 12):
@@ -146,7 +170,13 @@ def date_archive(
     else:
         until = datetime(year, month + 1, 1, tzinfo=UTC)
     return _page_of_posts(
-        session, now=now, number=number, per_page=per_page, since=since, until=until
+        session,
+        now=now,
+        number=number,
+        per_page=per_page,
+        since=since,
+        until=until,
+        allow_empty=allow_empty,
     )
 
 
@@ -157,9 +187,24 @@ def public_tag(session: DbSession, slug: str) -> Tag:
     return tag
 
 
-def tag_archive(session: DbSession, tag: Tag, *, now: datetime, number: int, per_page: int) -> Page:
+def tag_archive(
+    session: DbSession,
+    tag: Tag,
+    *,
+    now: datetime,
+    number: int,
+    per_page: int,
+    allow_empty: bool = True,
+) -> Page:
     return _page_of_links(
-        session, PostTag, PostTag.tag_id, tag.id, now=now, number=number, per_page=per_page
+        session,
+        PostTag,
+        PostTag.tag_id,
+        tag.id,
+        now=now,
+        number=number,
+        per_page=per_page,
+        allow_empty=allow_empty,
     )
 
 
@@ -171,10 +216,23 @@ def author_by_slug(session: DbSession, slug: str) -> User:
 
 
 def author_archive(
-    session: DbSession, user: User, *, now: datetime, number: int, per_page: int
+    session: DbSession,
+    user: User,
+    *,
+    now: datetime,
+    number: int,
+    per_page: int,
+    allow_empty: bool = True,
 ) -> Page:
     return _page_of_links(
-        session, PostAuthor, PostAuthor.user_id, user.id, now=now, number=number, per_page=per_page
+        session,
+        PostAuthor,
+        PostAuthor.user_id,
+        user.id,
+        now=now,
+        number=number,
+        per_page=per_page,
+        allow_empty=allow_empty,
     )
 
 
@@ -184,3 +242,125 @@ def public_post(session: DbSession, slug: str, *, now: datetime) -> Post:
     if post is None or not post.is_visible(now):
         raise NotFound(f"no post {slug!r}")
     return post
+
+
+# The sitemap reads slugs and dates only, never whole posts, in a stable order
+# (oldest first) so that a new post lands in the last part and the earlier
+# parts stay as they were.
+SITEMAP_SECTIONS = ("posts", "tags", "authors")
+
+
+def _sitemap_query(section: str, now: datetime) -> Select[str, datetime | None]:
+    if section == "posts":  # posts and pages alike: both live at /<slug>/
+        return (
+            select(Post.slug.label("slug"), Post.updated_at.label("lastmod"))
+            .where(Post.status == PostStatus.PUBLISHED, Post.published_at <= now)
+            .order_by(Post.published_at, Post.id)
+        )
+    if section == "tags":
+        return (
+            select(Tag.slug.label("slug"), func.max(PostTag.published_at).label("lastmod"))
+            .join(PostTag, PostTag.tag_id == Tag.id)
+            .where(PostTag.published_at <= now, ~Tag.is_internal)
+            .group_by(Tag.id, Tag.slug)
+            .order_by(Tag.id)
+        )
+    if section == "authors":
+        return (
+            select(User.slug.label("slug"), func.max(PostAuthor.published_at).label("lastmod"))
+            .join(PostAuthor, PostAuthor.user_id == User.id)
+            .where(PostAuthor.published_at <= now)
+            .group_by(User.id, User.slug)
+            .order_by(User.id)
+        )
+    raise NotFound(f"no sitemap section {section!r}")
+
+
+def sitemap_section_summary(
+    session: DbSession, section: str, *, now: datetime
+) -> tuple[int, datetime | None]:
+    """How many public URLs a sitemap section holds, and its newest date, in one query.
+
+    Posts are public posts and pages; tags count once they have a public post
+    (internal ones never); authors once they have published one.
+    """
+    query = _sitemap_query(section, now).order_by(None).subquery()
+    row = session.execute(select(func.count(), func.max(query.c.lastmod))).one()
+    return row[0], row[1]
+
+
+def sitemap_section(
+    session: DbSession, section: str, *, now: datetime, offset: int, limit: int
+) -> Iterator[tuple[str, datetime | None]]:
+    """(slug, last modified) of one window of a section, read in batches, not loaded whole."""
+    query = _sitemap_query(section, now).offset(offset).limit(limit)
+    rows = session.execute(query.execution_options(yield_per=5000))
+    yield from ((slug, lastmod) for slug, lastmod in rows)
+
+
+def sitemap_section_lastmod(
+    session: DbSession, section: str, *, now: datetime, offset: int, limit: int
+) -> datetime | None:
+    """The newest date in one window of a section (None when it is empty)."""
+    window = _sitemap_query(section, now).offset(offset).limit(limit).subquery()
+    result: datetime | None = session.scalar(select(func.max(window.c.lastmod)))
+    return result
+
+
+def public_pages(session: DbSession, *, now: datetime) -> list[PostLink]:
+    """Published standalone pages (About, Colophon), oldest first: the site's menu."""
+    rows = session.execute(
+        select(Post.slug, Post.title, Post.updated_at)
+        .where(
+            Post.kind == PostKind.PAGE,
+            Post.status == PostStatus.PUBLISHED,
+            Post.published_at <= now,
+        )
+        .order_by(Post.published_at, Post.id)
+    )
+    return [PostLink(slug, title, updated_at) for slug, title, updated_at in rows]
+
+
+def neighbours(
+    session: DbSession, post: Post, *, now: datetime
+) -> tuple[PostLink | None, PostLink | None]:
+    """The public posts just older and just newer than ``post``, in one query.
+
+    Each side is one step along the listing index; pages have no neighbours.
+    """
+    if post.kind is not PostKind.POST or post.published_at is None:
+        return None, None
+    when = post.published_at
+    public = (
+        Post.kind == PostKind.POST,
+        Post.status == PostStatus.PUBLISHED,
+        Post.published_at <= now,
+    )
+    columns = (Post.slug, Post.title, Post.updated_at)
+    older = (
+        select(*columns, literal("older").label("side"))
+        .where(
+            *public,
+            Post.published_at <= when,
+            or_(Post.published_at < when, and_(Post.published_at == when, Post.id < post.id)),
+        )
+        .order_by(Post.published_at.desc(), Post.id.desc())
+        .limit(1)
+        .subquery()
+    )
+    newer = (
+        select(*columns, literal("newer").label("side"))
+        .where(
+            *public,
+            Post.published_at >= when,
+            or_(Post.published_at > when, and_(Post.published_at == when, Post.id > post.id)),
+        )
+        .order_by(Post.published_at, Post.id)
+        .limit(1)
+        .subquery()
+    )
+    found = {
+        row.side: PostLink(row.slug, row.title, row.updated_at)
+        for row in session.execute(union_all(select(older), select(newer)))
+    }
+    return found.get("older"), found.get("newer")

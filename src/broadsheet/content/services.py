@@ -10,13 +10,25 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from slugify import slugify
 from sqlalchemy import case, select, update
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.accounts.models import User
-from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, PostTag, Tag
+from broadsheet.accounts.permissions import OPERATOR, Action, Actor, can, require
+from broadsheet.content import revisions
+from broadsheet.content.models import (
+    Post,
+    PostAuthor,
+    PostKind,
+    PostStatus,
+    PostTag,
+    Tag,
+    with_links,
+)
 from broadsheet.content.rendering import render_markdown, shorten
-from broadsheet.errors import Invalid
+from broadsheet.errors import Conflict, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.slugs import make_slug, unique_slug
 
@@ -68,18 +80,21 @@ def find_or_create_tags(session: DbSession, names: Iterable[str], *, now: dateti
             wanted.append(name)
     if bad := [n for n in wanted if len(n) > MAX_TAG_NAME]:
         raise Invalid({"tags": f"{bad[0][:20]}… is longer than {MAX_TAG_NAME} characters"})
+    if bad := [n for n in wanted if not slugify(n.lstrip("#"))]:
+        raise Invalid({"tags": f"{bad[0]!r} has no letter or digit to make an address from"})
     slugs = {name: make_slug(name) for name in wanted}
     existing = {
         tag.slug: tag for tag in session.scalars(select(Tag).where(Tag.slug.in_(slugs.values())))
     }
-    tags = []
+    tags: list[Tag] = []
     for name in wanted:
         tag = existing.get(slugs[name])
         if tag is None:
             tag = Tag(name=name, slug=slugs[name], description="", created_at=now)
             session.add(tag)
             existing[tag.slug] = tag
-        tags.append(tag)
+        if tag not in tags:  # "C" and "C++" share an address, so they are one tag
+            tags.append(tag)
     session.flush()
     return tags
 
@@ -107,20 +122,27 @@ def create_post(
     kind: PostKind = PostKind.POST,
     excerpt: str | None = None,
     featured: bool = False,
+    meta_title: str | None = None,
+    meta_description: str | None = None,
+    actor: Actor = OPERATOR,
 ) -> Post:
-    """Add a post (or page), rendered and linked; flushes, never commits.
+    """Add a post (or page), rendered, linked and with its first revision; flushes only.
 
     A published post without a date is published at ``now``; a scheduled one
-    needs a date in the future.  Raises Invalid naming every bad field.
+    needs a date in the future.  ``actor`` must be allowed to write (and, for
+    anything but a draft, to publish) and, below editor, be one of the
+    authors.  Raises Forbidden, or Invalid naming every bad field.
     """
-    errors: dict[str, str] = {}
+    require(actor, Action.CREATE_POST)
+    if status is not PostStatus.DRAFT:
+        require(actor, Action.PUBLISH_POST)
+    if not can(actor, Action.EDIT_ANY_POST) and actor not in authors:
+        raise Invalid({"authors": "you can only write posts that you are an author of"})
+    errors = _check_fields(title=title, slug=slug, meta_title=meta_title,
+                           meta_description=meta_description)  # fmt: skip
     title = title.strip()
-    if not title or len(title) > 300:
-        errors["title"] = "must be 1 to 300 characters"
     if not authors:
         errors["authors"] = "a post needs at least one author"
-    if slug is not None and (problem := check_slug(slug)):
-        errors["slug"] = problem
     if status is PostStatus.PUBLISHED and published_at is None:
         published_at = now
     if status is PostStatus.PUBLISHED and published_at is not None and published_at > now:
@@ -145,15 +167,204 @@ def create_post(
         created_at=now,
         updated_at=now,
         featured=featured,
+        meta_title=meta_title or None,
+        meta_description=meta_description or None,
     )
-    for position, tag in enumerate(find_or_create_tags(session, tags, now=now)):
+    tag_rows = find_or_create_tags(session, tags, now=now)
+    for position, tag in enumerate(tag_rows):
         post.tag_links.append(PostTag(tag=tag, position=position))
     for position, user in enumerate(dict.fromkeys(authors)):
         post.author_links.append(PostAuthor(user=user, position=position))
     session.add(post)
     session.flush()
     sync_listing(session, [post.id])
+    revisions.record_revision(session, post, [tag.name for tag in tag_rows], actor=actor, now=now)
     return post
+
+
+def _check_fields(
+    *, title: str, slug: str | None, meta_title: str | None, meta_description: str | None
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not title.strip() or len(title.strip()) > 300:
+        errors["title"] = "must be 1 to 300 characters"
+    if slug and (problem := check_slug(slug)):
+        errors["slug"] = problem
+    if meta_title and len(meta_title) > 300:
+        errors["meta_title"] = "must be at most 300 characters"
+    if meta_description and len(meta_description) > 500:
+        errors["meta_description"] = "must be at most 500 characters"
+    return errors
+
+
+def load_post(session: DbSession, post_id: int) -> Post:
+    """A post with its tags and authors, as the editor and the permission check need it."""
+    post = session.scalar(select(Post).where(Post.id == post_id).options(*with_links()))
+    if post is None:
+        raise NotFound(f"there is no post {post_id}")
+    return post
+
+
+def _check_version(post: Post, expected_version: int) -> None:
+    if post.version != expected_version:
+        raise Conflict(
+            f"Someone else saved “{post.title}” while you were editing it (you started from "
+            f"version {expected_version}; it is now at version {post.version}). Your changes "
+            "were not saved: copy them, reload the post, and apply them again."
+        )
+
+
+def _flush_checked(session: DbSession, post: Post, expected_version: int) -> None:
+    """Flush; a save that raced past ``_check_version`` loses at the UPDATE's version clause."""
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(
+            f"Someone else saved “{post.title}” at the same moment (you started from version "
+            f"{expected_version}). Your changes were not saved: reload the post and try again."
+        ) from None
+
+
+def _set_tags(session: DbSession, post: Post, names: Sequence[str], *, now: datetime) -> bool:
+    """Give ``post`` exactly these tags in this order; True when anything changed."""
+    tags = find_or_create_tags(session, names, now=now)
+    if [link.tag_id for link in post.tag_links] == [tag.id for tag in tags]:
+        return False
+    kept = {link.tag_id: link for link in post.tag_links}
+    links = []
+    for position, tag in enumerate(tags):
+        link = kept.pop(tag.id, None) or PostTag(tag=tag)
+        link.position = position
+        links.append(link)
+    post.tag_links = links
+    return True
+
+
+def update_post(
+    session: DbSession,
+    post: Post,
+    *,
+    actor: Actor,
+    expected_version: int,
+    now: datetime,
+    title: str,
+    markdown: str,
+    tags: Sequence[str] = (),
+    slug: str | None = None,
+    excerpt: str | None = None,
+    featured: bool = False,
+    meta_title: str | None = None,
+    meta_description: str | None = None,
+    note: str = "",
+) -> Post:
+    """Save an edit made to version ``expected_version`` of ``post``; flushes, never commits.
+
+    Keeps a revision when anything changed.  An empty slug is derived from
+    the title; a chosen one must be free.  Raises Forbidden, Invalid naming
+    every bad field, or Conflict when the post was saved by someone else
+    since ``expected_version`` (nothing is written then).
+    """
+    require(actor, Action.EDIT_POST, post)
+    _check_version(post, expected_version)
+    errors = _check_fields(
+        title=title, slug=slug, meta_title=meta_title, meta_description=meta_description
+    )
+    slug = (slug or "").strip()
+    if (
+        slug
+        and "slug" not in errors
+        and slug != post.slug
+        and slug
+        != unique_slug(session, Post.slug, slug, reserved=RESERVED_SLUGS, exclude_id=post.id)
+    ):
+        errors["slug"] = "is already used by another post"
+    if errors:
+        raise Invalid(errors)
+    if not slug:
+        wanted = make_slug(title.strip(), max_length=200)
+        slug = unique_slug(session, Post.slug, wanted, reserved=RESERVED_SLUGS, exclude_id=post.id)
+    fields: dict[str, Any] = {
+        "title": title.strip(),
+        "slug": slug,
+        "markdown": markdown,
+        "custom_excerpt": excerpt or None,
+        "featured": featured,
+        "meta_title": meta_title or None,
+        "meta_description": meta_description or None,
+    }
+    changed = {name for name, value in fields.items() if getattr(post, name) != value}
+    if _set_tags(session, post, tags, now=now):
+        changed.add("tags")
+    if not changed:
+        return post
+    for name, value in fields.items():
+        setattr(post, name, value)
+    rendered = render_markdown(markdown)
+    post.html = rendered.html
+    post.excerpt = shorten(excerpt) if excerpt else rendered.excerpt
+    post.updated_at = now
+    _flush_checked(session, post, expected_version)
+    sync_listing(session, [post.id])
+    revisions.record_revision(
+        session, post, [t.name for t in post.tags], actor=actor, now=now, note=note
+    )
+    return post
+
+
+def publish_post(session: DbSession, post: Post, *, actor: Actor, now: datetime) -> Post:
+    """Make ``post`` public now (a scheduled one goes out early); publishing twice is a no-op."""
+    require(actor, Action.PUBLISH_POST, post)
+    if post.status is PostStatus.PUBLISHED:
+        return post
+    post.status = PostStatus.PUBLISHED
+    post.published_at = now
+    post.updated_at = now
+    session.flush()
+    sync_listing(session, [post.id])
+    return post
+
+
+def schedule_post(
+    session: DbSession, post: Post, *, actor: Actor, at: datetime, now: datetime
+) -> Post:
+    """Have the scheduler publish ``post`` at ``at`` (UTC, in the future); reschedules too."""
+    require(actor, Action.PUBLISH_POST, post)
+    if at <= now:
+        raise Invalid({"publish_at": "must be in the future"})
+    if post.status is PostStatus.PUBLISHED and post.is_visible(now):
+        raise Invalid({"publish_at": "the post is already public; unpublish it first"})
+    post.status = PostStatus.SCHEDULED
+    post.published_at = at
+    post.updated_at = now
+    session.flush()
+    sync_listing(session, [post.id])
+    return post
+
+
+def unpublish_post(session: DbSession, post: Post, *, actor: Actor, now: datetime) -> Post:
+    """Take ``post`` back to a draft, out of every listing (a scheduled one is unscheduled)."""
+    require(actor, Action.PUBLISH_POST, post)
+    if post.status is PostStatus.DRAFT:
+        return post
+    post.status = PostStatus.DRAFT
+    post.published_at = None
+    post.updated_at = now
+    session.flush()
+    sync_listing(session, [post.id])
+    return post
+
+
+def delete_post(session: DbSession, post: Post, *, actor: Actor, expected_version: int) -> None:
+    """Remove ``post`` with its links and revisions; flushes.  A public one needs publish rights.
+
+    Raises Forbidden, or Conflict when it changed since ``expected_version``.
+    """
+    require(actor, Action.EDIT_POST, post)
+    if post.status is not PostStatus.DRAFT:
+        require(actor, Action.PUBLISH_POST, post)
+    _check_version(post, expected_version)
+    session.delete(post)
+    session.flush()
 
 
 def publish_due_posts(session: DbSession, *, now: datetime) -> list[int]:

@@ -1,37 +1,472 @@
-"""Public pages."""
+"""Public pages: home, posts and standalone pages, tag, author and date archives, errors.
+
+Each view parses the URL, asks ``content.queries`` for what a reader may see
+(a fixed number of queries whatever the page holds), and renders it with
+the head a search engine or a link preview needs.  Every page goes out
+through ``cacheable``: an ETag, Last-Modified, a 304 when nothing changed.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
-from sqlalchemy import select
+import hashlib
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-from broadsheet.content.models import Post, PostKind, PostStatus, with_links
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    has_request_context,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound as HTTPNotFound
+from werkzeug.routing import RequestRedirect
+
+from broadsheet.content import queries
+from broadsheet.content.models import Post, PostKind, Tag
+from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
+from broadsheet.page_cache import cache_pages
+from broadsheet.problems import problem
+from broadsheet.settings.services import SiteSettings, site_settings
+from broadsheet.site.head import (
+    AUTHOR_FEEDS,
+    SITE_FEEDS,
+    TAG_FEEDS,
+    FeedLink,
+    Head,
+    absolute,
+    collection_data,
+    feed_links,
+    iso,
+    newest,
+    optional_url,
+    person,
+    post_data,
+)
+from broadsheet.site.http import cacheable
+from broadsheet.urls import absolute_url
 
-bp = Blueprint("site", __name__, template_folder="templates")
-PER_PAGE = 10
+STATIC = Path(__file__).parent / "static"
+ONE_YEAR = 365 * 24 * 3600
+WORDS_PER_MINUTE = 230
+# How long a browser or proxy may reuse a page before asking again (it then gets a cheap 304).
+FRONT_PAGES_MAX_AGE = 60  # home and the first page of each archive change with every post
+DEEP_PAGES_MAX_AGE = 300
+POST_MAX_AGE = 300
+STANDALONE_MAX_AGE = 600
+NOT_FOUND_MAX_AGE = 60
+SETTINGS_KEY = "broadsheet.site_settings"
+
+
+class SiteBlueprint(Blueprint):
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        # Stylesheet links carry a hash of the file (?v=…): that exact URL never changes.
+        if filename and request.args.get("v") == static_version(filename):
+            return ONE_YEAR
+        return None
+
+
+bp = SiteBlueprint(
+    "site",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static/site",
+)
+cache_pages(bp)
+
+
+@cache
+def static_version(filename: str) -> str:
+    path = STATIC / filename
+    if not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+# Template helpers ---------------------------------------------------------------------------
+
+bp.add_app_template_global(optional_url, "optional_url")
+bp.add_app_template_global(iso, "iso")
+
+
+@bp.app_template_global()
+def static_url(filename: str) -> str:
+    return url_for("site.static", filename=filename, v=static_version(filename))
+
+
+@bp.app_template_global()
+def reading_minutes(post: Post) -> int:
+    return max(1, round(len(post.markdown.split()) / WORDS_PER_MINUTE))
+
+
+@bp.app_template_global()
+def long_date(moment: datetime | None) -> str:
+    return f"{moment.day} {moment:%B %Y}" if moment else ""
+
+
+def _settings() -> SiteSettings:
+    """The site's title, description and page size as staff saved them, read once a request."""
+    # Kept on the request itself: an app context (and its ``g``) may outlive one request.
+    settings: SiteSettings | None = request.environ.get(SETTINGS_KEY)
+    if settings is None:
+        settings = request.environ[SETTINGS_KEY] = site_settings(db.session)
+    return settings
+
+
+@bp.app_context_processor
+def _site_names() -> dict[str, Any]:
+    # The 500 page must not touch the database: it falls back to the configured names.
+    settings = request.environ.get(SETTINGS_KEY) if has_request_context() else None
+    return {
+        "site_title": settings.title if settings else current_app.config["SITE_TITLE"],
+        "site_description": (
+            settings.description if settings else current_app.config["SITE_DESCRIPTION"]
+        ),
+    }
+
+
+# Building a page ----------------------------------------------------------------------------
+
+
+def _site_feeds() -> list[FeedLink]:
+    return feed_links(SITE_FEEDS, _settings().title)
+
+
+def _listing_modified(page: queries.Page) -> datetime | None:
+    return newest(*(p.updated_at for p in page.items), *(p.published_at for p in page.items))
+
+
+def _render(
+    template: str,
+    *,
+    now: datetime,
+    max_age: int,
+    last_modified: datetime | None,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    nav_pages = queries.public_pages(db.session, now=now)
+    body = render_template(template, nav_pages=nav_pages, **context)
+    return cacheable(
+        body,
+        last_modified=newest(last_modified, *(p.updated_at for p in nav_pages)),
+        max_age=max_age,
+        status=status,
+    )
+
+
+class MovedPermanently(RequestRedirect):
+    code = 301
+
+
+def _page_number(number: int | None, endpoint: str, **values: Any) -> int:
+    """The page asked for; an explicit page 1 is sent to the archive's own URL instead."""
+    if number is None:
+        return 1
+    if number == 1:
+        raise MovedPermanently(url_for(endpoint, **values))
+    return number
+
+
+def _per_page() -> int:
+    return _settings().posts_per_page
+
+
+def _pagination_urls(
+    page: queries.Page, endpoint: str, **values: Any
+) -> tuple[str | None, str | None]:
+    newer = _page_url(endpoint, page.number - 1, values) if page.has_previous else None
+    older = _page_url(endpoint, page.number + 1, values) if page.has_next else None
+    return newer, older
+
+
+def _page_url(endpoint: str, number: int, values: dict[str, Any]) -> str:
+    """Page 1 of a listing lives at the listing's own URL, without /page/1/."""
+    if number > 1:
+        return url_for(endpoint, number=number, **values)
+    return url_for(endpoint, **values)
+
+
+def _listing(
+    template: str,
+    *,
+    page: queries.Page,
+    now: datetime,
+    endpoint: str,
+    values: dict[str, Any],
+    name: str,
+    title: str,
+    description: str,
+    feeds: list[FeedLink],
+    structured_extra: dict[str, Any] | None = None,
+    **context: Any,
+) -> Response:
+    """Render one page of a listing (home or an archive) with its head and pagination."""
+    newer, older = _pagination_urls(page, endpoint, **values)
+    canonical = absolute(_page_url(endpoint, page.number, values))
+    if page.number > 1:
+        title = f"{title} — Page {page.number} of {page.pages}"
+    head = Head(
+        title=title,
+        description=description,
+        canonical=canonical,
+        name=name if page.number == 1 else f"{name} (page {page.number})",
+        structured_data=collection_data(
+            site=_settings().title,
+            name=name,
+            description=description,
+            canonical=canonical,
+            page=page,
+            **(structured_extra or {}),
+        ),
+        feeds=feeds,
+        previous_url=newer and absolute(newer),
+        next_url=older and absolute(older),
+    )
+    return _render(
+        template,
+        now=now,
+        max_age=FRONT_PAGES_MAX_AGE if page.number == 1 else DEEP_PAGES_MAX_AGE,
+        last_modified=_listing_modified(page),
+        head=head,
+        page=page,
+        newer_url=newer,
+        older_url=older,
+        **context,
+    )
+
+
+# Views --------------------------------------------------------------------------------------
 
 
 @bp.get("/")
-def home() -> str:
+@bp.get("/page/<int:number>/")
+def home(number: int | None = None) -> Response:
+    number = _page_number(number, "site.home")
     now = utcnow()
-    posts = db.session.scalars(
-        select(Post)
-        .where(
-            Post.kind == PostKind.POST,
-            Post.status == PostStatus.PUBLISHED,
-            Post.published_at <= now,
-        )
-        .order_by(Post.published_at.desc(), Post.id.desc())
-        .limit(PER_PAGE)
-        .options(*with_links())
-    ).all()
-    return render_template("site/home.html", posts=posts)
+    page = queries.home_page(db.session, now=now, number=number, per_page=_per_page())
+    site = _settings().title
+    description = _settings().description
+    return _listing(
+        "site/home.html",
+        page=page,
+        now=now,
+        endpoint="site.home",
+        values={},
+        name=site,
+        title=f"{site} — {description}" if number == 1 else site,
+        description=description,
+        feeds=_site_feeds(),
+    )
+
+
+@bp.get("/tag/<slug>/")
+@bp.get("/tag/<slug>/page/<int:number>/")
+def tag(slug: str, number: int | None = None) -> Response:
+    number = _page_number(number, "site.tag", slug=slug)
+    now = utcnow()
+    found: Tag = queries.public_tag(db.session, slug)
+    page = queries.tag_archive(
+        db.session, found, now=now, number=number, per_page=_per_page(), allow_empty=False
+    )
+    site = _settings().title
+    description = found.description or f"Every post tagged {found.name} on {site}."
+    return _listing(
+        "site/tag.html",
+        page=page,
+        now=now,
+        endpoint="site.tag",
+        values={"slug": found.slug},
+        name=f"Tag Archives: {found.name}",
+        title=f"Tag Archives: {found.name} — {site}",
+        description=description,
+        feeds=[
+            *feed_links(TAG_FEEDS, f"{site}: {found.name}", slug=found.slug),
+            *_site_feeds(),
+        ],
+        structured_extra={"about": {"@type": "Thing", "name": found.name}},
+        tag=found,
+    )
+
+
+@bp.get("/author/<slug>/")
+@bp.get("/author/<slug>/page/<int:number>/")
+def author(slug: str, number: int | None = None) -> Response:
+    number = _page_number(number, "site.author", slug=slug)
+    now = utcnow()
+    user = queries.author_by_slug(db.session, slug)
+    page = queries.author_archive(
+        db.session, user, now=now, number=number, per_page=_per_page(), allow_empty=False
+    )
+    site = _settings().title
+    return _listing(
+        "site/author.html",
+        page=page,
+        now=now,
+        endpoint="site.author",
+        values={"slug": user.slug},
+        name=user.name,
+        title=f"{user.name} — {site}",
+        description=user.bio or f"Posts by {user.name} on {site}.",
+        feeds=[
+            *feed_links(AUTHOR_FEEDS, f"{site}: {user.name}", slug=user.slug),
+            *_site_feeds(),
+        ],
+        structured_extra={"about": person(user)},
+        user=user,
+    )
+
+
+@bp.get("/<int(fixed_digits=4):year>/")
+@bp.get("/<int(fixed_digits=4):year>/page/<int:number>/")
+def year(year: int, number: int | None = None) -> Response:
+    if number is None:
+        # A post whose title was a year holds that slug; it is found before the archive.
+        try:
+            return _post_page(queries.public_post(db.session, f"{year:04d}", now=utcnow()))
+        except NotFound:
+            pass
+    return _date_page(year, None, number)
+
+
+@bp.get("/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/")
+@bp.get("/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/page/<int:number>/")
+def month(year: int, month: int, number: int | None = None) -> Response:
+    return _date_page(year, month, number)
+
+
+def _date_page(year: int, month: int | None, number: int | None) -> Response:
+    endpoint = "site.year" if month is None else "site.month"
+    values: dict[str, Any] = {"year": year} if month is None else {"year": year, "month": month}
+    number = _page_number(number, endpoint, **values)
+    now = utcnow()
+    page = queries.date_archive(
+        db.session,
+        year=year,
+        month=month,
+        now=now,
+        number=number,
+        per_page=_per_page(),
+        allow_empty=False,
+    )
+    label = str(year) if month is None else f"{datetime(year, month, 1):%B %Y}"
+    site = _settings().title
+    return _listing(
+        "site/date.html",
+        page=page,
+        now=now,
+        endpoint=endpoint,
+        values=values,
+        name=f"Archives: {label}",
+        title=f"Archives: {label} — {site}",
+        description=f"Posts published on {site} in {label}.",
+        feeds=_site_feeds(),
+        label=label,
+    )
 
 
 @bp.get("/<slug>/")
-def post(slug: str) -> str:
-    found = db.session.scalar(select(Post).where(Post.slug == slug).options(*with_links()))
-    if found is None or not found.is_visible(utcnow()):
-        abort(404)
-    return render_template("site/post.html", post=found)
+def post(slug: str) -> Response:
+    return _post_page(queries.public_post(db.session, slug, now=utcnow()))
+
+
+def _post_page(found: Post) -> Response:
+    now = utcnow()
+    is_page = found.kind is PostKind.PAGE
+    older, newer = queries.neighbours(db.session, found, now=now)
+    canonical = absolute_url("site.post", slug=found.slug)
+    site = _settings().title
+    description = found.meta_description or found.excerpt or _settings().description
+    headline = found.meta_title or found.title
+    authors = found.authors
+    tags = [t.name for t in found.public_tags]
+    data = post_data(
+        found, site=site, canonical=canonical, headline=headline, description=description, tags=tags
+    )
+    head = Head(
+        title=f"{headline} — {site}",
+        description=description,
+        canonical=canonical,
+        name=headline,
+        og_type="website" if is_page else "article",
+        image=found.feature_image,
+        structured_data=data,
+        feeds=_site_feeds(),
+        published=None if is_page else found.published_at,
+        modified=None if is_page else newest(found.updated_at, found.published_at),
+        tags=[] if is_page else tags,
+    )
+    return _render(
+        "site/page.html" if is_page else "site/post.html",
+        now=now,
+        max_age=STANDALONE_MAX_AGE if is_page else POST_MAX_AGE,
+        last_modified=newest(
+            found.updated_at,
+            found.published_at,
+            *(link.updated_at for link in (older, newer) if link is not None),
+        ),
+        head=head,
+        post=found,
+        authors=authors,
+        older=older,
+        newer=newer,
+    )
+
+
+# Errors -------------------------------------------------------------------------------------
+
+
+def _is_api() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+@bp.app_errorhandler(NotFound)
+@bp.app_errorhandler(HTTPNotFound)
+def not_found(error: NotFound | HTTPNotFound) -> Response:
+    if _is_api():
+        return problem(404, detail="Nothing exists at this address.")
+    now = utcnow()
+    site = _settings().title
+    head = Head(
+        title=f"Page not found — {site}",
+        description="There is nothing at this address.",
+        canonical="",  # an error has no address of its own
+        feeds=_site_feeds(),
+        noindex=True,
+    )
+    nav_pages = queries.public_pages(db.session, now=now)
+    body = render_template("site/404.html", head=head, nav_pages=nav_pages)
+    response = Response(body, 404, mimetype="text/html")
+    response.cache_control.public = True
+    response.cache_control.max_age = NOT_FOUND_MAX_AGE
+    return response
+
+
+@bp.app_errorhandler(500)
+def server_error(error: HTTPException) -> Response:
+    """Say sorry and nothing else: no exception text, no stack, no database access."""
+    db.session.rollback()
+    if _is_api():
+        response = problem(500)
+    else:
+        head = Head(
+            title="Something went wrong",
+            description="The server could not show this page.",
+            canonical="",
+            noindex=True,
+        )
+        try:
+            body = render_template("site/500.html", head=head, nav_pages=[])
+        except Exception:  # a broken override of the template must not hide the apology
+            current_app.logger.exception("the 500 page could not be rendered")
+            body = "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
+        response = Response(body, 500, mimetype="text/html")
+    response.cache_control.no_store = True
+    return response

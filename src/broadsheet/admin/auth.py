@@ -1,0 +1,158 @@
+"""Signing in and out, and password reset by an emailed link.
+
+Sign-in attempts are rate-limited per address and per account; only
+failures count, so a person who types their password right is never held
+up.  Sessions are signed cookies bound to the password (``User.get_id``):
+a new password signs every session out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from broadsheet.accounts import services as accounts
+from broadsheet.accounts.models import User
+from broadsheet.accounts.permissions import Action, can
+from broadsheet.accounts.tasks import RESET_PATH
+from broadsheet.admin.blueprint import bp
+from broadsheet.admin.door import page, show_error
+from broadsheet.admin.forms import ButtonForm, LoginForm, ResetForm, ResetRequestForm
+from broadsheet.errors import Invalid
+from broadsheet.extensions import db, limiter, login_manager
+
+OPEN_ENDPOINTS = {
+    "admin.login", "admin.logout", "admin.password_reset_request", "admin.password_reset",
+    "admin.static",
+}  # fmt: skip
+LOGIN_LIMIT_PER_ADDRESS = "20 per 10 minutes"
+LOGIN_LIMIT_PER_ACCOUNT = "5 per 10 minutes"
+RESET_LIMIT_PER_ADDRESS = "5 per hour"
+
+
+@login_manager.user_loader
+def load_user(session_id: str) -> User | None:
+    return accounts.user_for_session(db.session, session_id)
+
+
+@bp.before_request
+def staff_only() -> ResponseReturnValue | None:
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if not can(current_user if current_user.is_authenticated else None, Action.VIEW_ADMIN):
+        return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+@bp.after_request
+def private(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+@bp.errorhandler(429)
+def too_many_attempts(error: Any) -> ResponseReturnValue:
+    return page(
+        "message.html",
+        429,
+        title="Too many attempts",
+        message="Too many attempts from here or for this account. Wait a few minutes, then "
+        "try again.",
+    )
+
+
+def _account_key() -> str:
+    return "login:" + accounts.normalise_email(request.form.get("email", ""))
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the admin may follow sign-in: never another site."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/admin/"):
+        return url_for("admin.dashboard")
+    return target or url_for("admin.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(LOGIN_LIMIT_PER_ADDRESS, methods=["POST"], deduct_when=_failed)
+@limiter.limit(
+    LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_account_key, deduct_when=_failed
+)
+def login() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        return redirect(url_for("admin.dashboard"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = accounts.authenticate(db.session, form.email.data or "", form.password.data or "")
+        if user is not None:
+            # A fresh session on sign-in, so a session planted before it is worth nothing.
+            session.clear()
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        flash("Wrong email or password, or the account is deactivated.", "error")
+        return page("login.html", 401, form=form)
+    return page("login.html", 400 if form.is_submitted() else 200, form=form)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    if ButtonForm().validate_on_submit():
+        logout_user()
+        session.clear()
+        flash("You are signed out.", "info")
+    return redirect(url_for("admin.login"))
+
+
+@bp.route("/password-reset/", methods=["GET", "POST"])
+@limiter.limit(RESET_LIMIT_PER_ADDRESS, methods=["POST"])
+def password_reset_request() -> ResponseReturnValue:
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        accounts.request_password_reset(db.session, form.email.data or "")
+        db.session.commit()
+        flash(
+            "If that address has a staff account, a reset link is on its way. It works once, "
+            "within the hour.",
+            "info",
+        )
+        return redirect(url_for("admin.login"))
+    return page("reset_request.html", form=form)
+
+
+# The emailed link (accounts.tasks) names this path.
+@bp.route(RESET_PATH.removeprefix("/admin") + "<token>", methods=["GET", "POST"])
+def password_reset(token: str) -> ResponseReturnValue:
+    config = current_app.config
+    try:
+        user = accounts.user_for_reset_token(
+            db.session,
+            token,
+            secret_key=config["SECRET_KEY"],
+            max_age=config["PASSWORD_RESET_MAX_AGE"],
+        )
+    except Invalid as error:
+        return page("message.html", 400, title="Reset link", message=error.fields["token"])
+    form = ResetForm()
+    if form.validate_on_submit():
+        try:
+            accounts.reset_password(db.session, user, form.password.data or "")
+        except Invalid as error:
+            show_error(error, form)
+            return page("reset.html", 422, form=form)
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash("Your password is changed. Sign in with it now.", "info")
+        return redirect(url_for("admin.login"))
+    return page("reset.html", 422 if form.is_submitted() else 200, form=form)

@@ -1,0 +1,337 @@
+"""What the API reads and writes, as marshmallow schemas (and so as OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from broadsheet.accounts.models import User
+from broadsheet.content.models import Post, Tag
+from broadsheet.urls import absolute_url
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+class ProblemFieldSchema(Schema):
+    field = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.List(fields.Nested(ProblemFieldSchema))
+
+
+class TagRefSchema(Schema):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    url = fields.Function(lambda tag: absolute_url("site.tag", slug=tag.slug), required=True)
+
+
+class TagSchema(TagRefSchema):
+    description = fields.String(required=True)
+    post_count = fields.Integer(required=True)
+
+
+class AuthorRefSchema(Schema):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    url = fields.Function(lambda user: absolute_url("site.author", slug=user.slug), required=True)
+
+
+class AuthorSchema(AuthorRefSchema):
+    bio = fields.String(required=True)
+    post_count = fields.Integer(required=True)
+
+
+def _primary_author(post: Post) -> dict[str, Any]:
+    return AuthorRefSchema().dump(post.authors[0])
+
+
+def _primary_tag(post: Post) -> dict[str, Any] | None:
+    tag = post.primary_tag
+    return TagRefSchema().dump(tag) if tag else None
+
+
+class PostSchema(Schema):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    title = fields.String(required=True)
+    url = fields.Function(lambda post: absolute_url("site.post", slug=post.slug), required=True)
+    html = fields.String(required=True)
+    excerpt = fields.String(required=True)
+    featured = fields.Boolean(required=True)
+    feature_image = fields.String(allow_none=True, required=True)
+    meta_title = fields.String(allow_none=True, required=True)
+    meta_description = fields.String(allow_none=True, required=True)
+    published_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    reading_time = fields.Function(
+        lambda post: post.reading_minutes, required=True, metadata={"type": "integer"}
+    )
+    primary_tag = fields.Function(
+        _primary_tag,
+        allow_none=True,
+        required=True,
+        metadata={"$ref": "#/components/schemas/TagRef"},
+    )
+    tags = fields.Function(
+        lambda post: TagRefSchema(many=True).dump(post.public_tags),
+        required=True,
+        metadata={"type": "array", "items": {"$ref": "#/components/schemas/TagRef"}},
+    )
+    primary_author = fields.Function(
+        _primary_author, required=True, metadata={"$ref": "#/components/schemas/AuthorRef"}
+    )
+    authors = fields.Function(
+        lambda post: AuthorRefSchema(many=True).dump(post.authors),
+        required=True,
+        metadata={"type": "array", "items": {"$ref": "#/components/schemas/AuthorRef"}},
+    )
+
+
+class PaginationSchema(Schema):
+    limit = fields.Integer(required=True)
+    page = fields.Integer(allow_none=True, required=True)
+    pages = fields.Integer(allow_none=True, required=True)
+    total = fields.Integer(allow_none=True, required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class PostListSchema(Schema):
+    posts = fields.List(fields.Nested(PostSchema), required=True)
+    pagination = fields.Nested(PaginationSchema, required=True)
+
+
+class PostOneSchema(Schema):
+    post = fields.Nested(PostSchema, required=True)
+
+
+class TagListSchema(Schema):
+    tags = fields.List(fields.Nested(TagSchema), required=True)
+    pagination = fields.Nested(PaginationSchema, required=True)
+
+
+class TagOneSchema(Schema):
+    tag = fields.Nested(TagSchema, required=True)
+
+
+class AuthorListSchema(Schema):
+    authors = fields.List(fields.Nested(AuthorSchema), required=True)
+    pagination = fields.Nested(PaginationSchema, required=True)
+
+
+class AuthorOneSchema(Schema):
+    author = fields.Nested(AuthorSchema, required=True)
+
+
+class PageArgsSchema(Schema):
+    limit = fields.Integer(load_default=15, validate=validate.Range(1, 100))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
+
+
+class PostArgsSchema(Schema):
+    """Filters and paging for the post list; ``page`` and ``cursor`` exclude each other."""
+
+    tag = fields.List(
+        fields.String(validate=validate.Regexp(SLUG_PATTERN)),
+        load_default=list,
+        metadata={"description": "A tag slug; repeat for several (see tag_mode)."},
+    )
+    tag_mode = fields.String(load_default="any", validate=validate.OneOf(["any", "all"]))
+    author = fields.String(validate=validate.Regexp(SLUG_PATTERN))
+    featured = fields.Boolean()
+    published_before = fields.AwareDateTime(default_timezone=UTC)
+    published_after = fields.AwareDateTime(default_timezone=UTC)
+    order = fields.String(load_default="newest", validate=validate.OneOf(["newest", "oldest"]))
+    limit = fields.Integer(load_default=15, validate=validate.Range(1, 100))
+    page = fields.Integer(validate=validate.Range(1, 1_000_000))
+    cursor = fields.String(validate=validate.Length(1, 500))
+
+    @validates_schema
+    def _page_or_cursor(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if "page" in data and "cursor" in data:
+            raise ValidationError("give page or cursor, not both", field_name="cursor")
+
+
+__all__ = ["AuthorSchema", "PostSchema", "Tag", "TagSchema", "User"]
+
+
+# The Admin API ---------------------------------------------------------------------------
+
+
+class AdminPostSchema(PostSchema):
+    """A post as staff see it: every status, the Markdown, the version it is at."""
+
+    status = fields.String(required=True)
+    kind = fields.String(required=True)
+    version = fields.Integer(required=True)
+    markdown = fields.String(required=True)
+    custom_excerpt = fields.String(allow_none=True, required=True)
+    published_at = fields.AwareDateTime(allow_none=True, required=True)
+    created_at = fields.AwareDateTime(required=True)
+    tags = fields.Function(
+        lambda post: TagRefSchema(many=True).dump(post.tags),
+        required=True,
+        metadata={"type": "array", "items": {"$ref": "#/components/schemas/TagRef"}},
+    )
+
+
+class AdminPostOneSchema(Schema):
+    post = fields.Nested(AdminPostSchema, required=True)
+
+
+class AdminPostListSchema(Schema):
+    posts = fields.List(fields.Nested(AdminPostSchema), required=True)
+    pagination = fields.Nested(PaginationSchema, required=True)
+
+
+class AdminPostArgsSchema(Schema):
+    status = fields.String(validate=validate.OneOf(["draft", "scheduled", "published"]))
+    tag = fields.String(validate=validate.Regexp(SLUG_PATTERN))
+    author = fields.String(validate=validate.Regexp(SLUG_PATTERN))
+    search = fields.String(validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=15, validate=validate.Range(1, 100))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
+
+
+_TEXT_LIMIT = 200_000
+
+
+class PostWriteSchema(Schema):
+    """A new post: a draft, written by the token's owner.  Unknown fields are an error."""
+
+    title = fields.String(required=True, validate=validate.Length(1, 300))
+    markdown = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
+    tags = fields.List(
+        fields.String(validate=validate.Length(1, 100)),
+        load_default=list,
+        validate=validate.Length(max=50),
+    )
+    slug = fields.String(validate=validate.Length(1, 200))
+    excerpt = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    featured = fields.Boolean(load_default=False)
+    meta_title = fields.String(allow_none=True, validate=validate.Length(max=300))
+    meta_description = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class PostPatchSchema(Schema):
+    """Changes to a post; fields left out keep their value."""
+
+    title = fields.String(validate=validate.Length(1, 300))
+    markdown = fields.String(validate=validate.Length(max=_TEXT_LIMIT))
+    tags = fields.List(
+        fields.String(validate=validate.Length(1, 100)), validate=validate.Length(max=50)
+    )
+    slug = fields.String(validate=validate.Length(1, 200))
+    excerpt = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    featured = fields.Boolean()
+    meta_title = fields.String(allow_none=True, validate=validate.Length(max=300))
+    meta_description = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class PublishSchema(Schema):
+    email = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Also email the post to its subscribers (once)."},
+    )
+
+
+class ScheduleSchema(Schema):
+    publish_at = fields.AwareDateTime(required=True, metadata={"description": "In the future."})
+    email = fields.Boolean(load_default=False)
+
+
+class AdminTagSchema(TagRefSchema):
+    description = fields.String(required=True)
+    internal = fields.Boolean(required=True, attribute="is_internal")
+    post_count = fields.Integer(required=True)
+
+
+class AdminTagListSchema(Schema):
+    tags = fields.List(fields.Nested(AdminTagSchema), required=True)
+
+
+class AdminTagOneSchema(Schema):
+    tag = fields.Nested(AdminTagSchema, required=True)
+
+
+class TagPatchSchema(Schema):
+    name = fields.String(validate=validate.Length(1, 100))
+    description = fields.String(validate=validate.Length(max=5000))
+
+
+class TagMergeSchema(Schema):
+    into = fields.Integer(required=True, validate=validate.Range(1, 2_147_483_647))
+
+
+class SubscriberSchema(Schema):
+    id = fields.Integer(required=True)
+    email = fields.String(required=True)
+    status = fields.String(required=True)
+    tags = fields.Function(
+        lambda subscriber: [tag.slug for tag in subscriber.tags],
+        required=True,
+        metadata={"type": "array", "items": {"type": "string"}},
+    )
+    created_at = fields.AwareDateTime(required=True)
+    confirmed_at = fields.AwareDateTime(allow_none=True, required=True)
+    unsubscribed_at = fields.AwareDateTime(allow_none=True, required=True)
+
+
+class SubscriberListSchema(Schema):
+    subscribers = fields.List(fields.Nested(SubscriberSchema), required=True)
+    pagination = fields.Nested(PaginationSchema, required=True)
+
+
+class SubscriberArgsSchema(Schema):
+    search = fields.String(validate=validate.Length(max=254), load_default="")
+    status = fields.String(validate=validate.OneOf(["pending", "confirmed", "unsubscribed"]))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
+
+
+class ProgressSchema(Schema):
+    """How far a post's newsletter send has got."""
+
+    send_id = fields.Integer(required=True)
+    post_id = fields.Integer(required=True)
+    status = fields.Function(lambda p: p.status.value, required=True, metadata={"type": "string"})
+    recipients = fields.Integer(required=True)
+    sent = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    skipped = fields.Integer(required=True)
+    remaining = fields.Integer(required=True)
+    percent = fields.Integer(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    finished_at = fields.AwareDateTime(allow_none=True, required=True)
+    stop_reason = fields.String(allow_none=True, required=True)
+
+
+class ProgressOneSchema(Schema):
+    send = fields.Nested(ProgressSchema, required=True)
+
+
+class SubscribeSchema(Schema):
+    """A reader's request for the newsletter; a confirmation email follows (double opt-in)."""
+
+    email = fields.String(required=True, validate=validate.Length(1, 254))
+    tags = fields.List(
+        fields.String(validate=validate.Regexp(SLUG_PATTERN)),
+        load_default=list,
+        validate=validate.Length(max=50),
+        metadata={"description": "Tag slugs; only posts with one of them are sent. None: all."},
+    )
+
+
+class AcceptedSchema(Schema):
+    message = fields.String(required=True)

@@ -1,0 +1,154 @@
+"""A post's revisions: every save kept, listed, compared and restored.
+
+Restoring is itself a save through ``content.services.update_post``, so it
+keeps the version check and leaves a revision of its own.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from broadsheet.accounts.models import User
+from broadsheet.accounts.permissions import Action, Actor, require
+from broadsheet.content import services as content
+from broadsheet.content.models import Post, PostRevision
+from broadsheet.errors import NotFound
+from broadsheet.extensions import DbSession
+
+
+def record_revision(
+    session: DbSession,
+    post: Post,
+    tags: list[str],
+    *,
+    actor: Actor,
+    now: datetime,
+    note: str = "",
+) -> PostRevision:
+    """Keep what ``post`` says now as a new revision, by ``actor``; flushes."""
+    revision = PostRevision(
+        post_id=post.id,
+        version=post.version,
+        created_at=now,
+        author_id=actor.id if isinstance(actor, User) else None,
+        note=note[:200],
+        title=post.title,
+        slug=post.slug,
+        markdown=post.markdown,
+        custom_excerpt=post.custom_excerpt,
+        featured=post.featured,
+        meta_title=post.meta_title,
+        meta_description=post.meta_description,
+        tags=tags,
+    )
+    session.add(revision)
+    session.flush()
+    return revision
+
+
+def post_revisions(session: DbSession, post: Post, *, actor: Actor) -> list[PostRevision]:
+    """Every saved revision of ``post``, newest first."""
+    require(actor, Action.EDIT_POST, post)
+    return list(
+        session.scalars(
+            select(PostRevision)
+            .where(PostRevision.post_id == post.id)
+            .order_by(PostRevision.id.desc())
+        )
+    )
+
+
+def find_revision(session: DbSession, post: Post, revision_id: int) -> PostRevision:
+    revision = session.get(PostRevision, revision_id)
+    if revision is None or revision.post_id != post.id:
+        raise NotFound(f"post {post.id} has no revision {revision_id}")
+    return revision
+
+
+def restore_revision(
+    session: DbSession,
+    post: Post,
+    revision: PostRevision,
+    *,
+    actor: Actor,
+    expected_version: int,
+    now: datetime,
+) -> Post:
+    """Bring back what ``revision`` said, as a new save (itself a revision); status is kept.
+
+    Raises what ``update_post`` raises; a slug now taken by another post is
+    derived afresh from the title instead.
+    """
+    if revision.post_id != post.id:
+        raise NotFound(f"post {post.id} has no revision {revision.id}")
+    slug_taken = bool(
+        session.scalar(
+            select(func.count())
+            .select_from(Post)
+            .where(Post.slug == revision.slug, Post.id != post.id)
+        )
+    )
+    return content.update_post(
+        session,
+        post,
+        actor=actor,
+        expected_version=expected_version,
+        now=now,
+        title=revision.title,
+        markdown=revision.markdown,
+        tags=revision.tags,
+        slug=None if slug_taken else revision.slug,
+        excerpt=revision.custom_excerpt,
+        featured=revision.featured,
+        meta_title=revision.meta_title,
+        meta_description=revision.meta_description,
+        note=f"Restored version {revision.version}",
+    )
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: str
+    after: str
+    # For long text: unified diff lines; empty for short fields.
+    diff: list[str]
+
+
+COMPARED_FIELDS = (
+    "title", "slug", "tags", "custom_excerpt", "featured", "meta_title", "meta_description",
+    "markdown",
+)  # fmt: skip
+
+
+def compare_revisions(older: PostRevision, newer: PostRevision) -> list[FieldChange]:
+    """What changed from ``older`` to ``newer``, field by field; the body as a line diff."""
+
+    def text(revision: PostRevision, name: str) -> str:
+        value = getattr(revision, name)
+        if isinstance(value, list):
+            return ", ".join(value)
+        return "" if value is None else str(value)
+
+    changes = []
+    for name in COMPARED_FIELDS:
+        before, after = text(older, name), text(newer, name)
+        if before == after:
+            continue
+        diff: list[str] = []
+        if name == "markdown":
+            diff = list(
+                difflib.unified_diff(
+                    before.splitlines(),
+                    after.splitlines(),
+                    f"version {older.version}",
+                    f"version {newer.version}",
+                    lineterm="",
+                )
+            )
+        changes.append(FieldChange(name, before, after, diff))
+    return changes

@@ -1,0 +1,105 @@
+"""The staff's read side: the admin's post list and dashboard.
+
+Staff below editor see only the posts they write.  Each function answers
+with a fixed number of queries whatever the page holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from broadsheet.accounts.permissions import Action, Actor, can
+from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, PostTag, with_links
+from broadsheet.content.queries import Page
+from broadsheet.errors import NotFound
+from broadsheet.extensions import DbSession
+
+DASHBOARD_ROWS = 5
+
+
+def _visible_to(query: Select[Any], actor: Actor) -> Select[Any]:
+    if can(actor, Action.EDIT_ANY_POST):
+        return query
+    own = select(PostAuthor.post_id).where(PostAuthor.user_id == actor.id)
+    return query.where(Post.id.in_(own))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def staff_posts(
+    session: DbSession,
+    *,
+    actor: Actor,
+    number: int = 1,
+    per_page: int = 25,
+    status: PostStatus | None = None,
+    tag_id: int | None = None,
+    author_id: int | None = None,
+    search: str = "",
+) -> Page:
+    """Posts and pages the actor may work on, last edited first, filtered as asked."""
+    query = _visible_to(select(Post), actor)
+    if status is not None:
+        query = query.where(Post.status == status)
+    if tag_id is not None:
+        query = query.where(Post.id.in_(select(PostTag.post_id).where(PostTag.tag_id == tag_id)))
+    if author_id is not None:
+        query = query.where(
+            Post.id.in_(select(PostAuthor.post_id).where(PostAuthor.user_id == author_id))
+        )
+    if search.strip():
+        query = query.where(Post.title.ilike(f"%{_escape_like(search.strip())}%", escape="\\"))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if number < 1 or (number > 1 and (number - 1) * per_page >= total):
+        raise NotFound(f"there is no page {number}")
+    posts = list(
+        session.scalars(
+            query.order_by(Post.updated_at.desc(), Post.id.desc())
+            .offset((number - 1) * per_page)
+            .limit(per_page)
+            .options(*with_links())
+        )
+    )
+    return Page(posts, number, per_page, total)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    recent: list[Post]
+    drafts: list[Post]
+    scheduled: list[Post]
+    counts: dict[PostStatus, int]
+
+
+def dashboard(session: DbSession, *, actor: Actor) -> Dashboard:
+    """What a staff member sees first: latest posts, drafts, what is scheduled, and counts."""
+    posts = _visible_to(select(Post).where(Post.kind == PostKind.POST), actor)
+
+    def first(query: Select[Any]) -> list[Post]:
+        return list(session.scalars(query.limit(DASHBOARD_ROWS).options(*with_links())))
+
+    counted = posts.with_only_columns(Post.status, func.count()).group_by(Post.status)
+    counts = dict.fromkeys(PostStatus, 0)
+    for status, count in session.execute(counted):
+        counts[PostStatus(status)] = count
+    return Dashboard(
+        recent=first(
+            posts.where(Post.status == PostStatus.PUBLISHED).order_by(
+                Post.published_at.desc(), Post.id.desc()
+            )
+        ),
+        drafts=first(
+            posts.where(Post.status == PostStatus.DRAFT).order_by(
+                Post.updated_at.desc(), Post.id.desc()
+            )
+        ),
+        scheduled=first(
+            posts.where(Post.status == PostStatus.SCHEDULED).order_by(Post.published_at, Post.id)
+        ),
+        counts=counts,
+    )

@@ -1,0 +1,1 @@
+"""The newsletter: subscribers, sends, deliveries, the worker tasks and the reader doors."""

@@ -1,0 +1,130 @@
+"""The emails subscribers receive: the newsletter itself, and the confirmation notes.
+
+Each newsletter email is rendered from the post for one subscriber, with
+that subscriber's own unsubscribe and preferences links, an HTML and a
+plain-text part, one-click unsubscribe headers (RFC 8058) and a Message-ID
+that is the same every time the same post goes to the same subscriber, so
+that a duplicate after a crash is recognisable as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from flask import render_template
+from flask_mailman import EmailMessage, EmailMultiAlternatives
+from markupsafe import Markup
+
+from broadsheet.content.models import Post, with_links
+from broadsheet.extensions import DbSession
+from broadsheet.newsletter.tokens import Purpose, make_token
+from broadsheet.settings.services import site_settings
+
+
+def site_host(site_url: str) -> str:
+    return urlsplit(site_url).hostname or "localhost"
+
+
+def message_id(post_id: int, subscriber_id: int, site_url: str) -> str:
+    """The Message-ID of ``post`` sent to ``subscriber``: stable, so a resend is recognisable."""
+    return f"<post-{post_id}.sub-{subscriber_id}@{site_host(site_url)}>"
+
+
+@dataclass(frozen=True)
+class Links:
+    unsubscribe: str
+    preferences: str
+    mailto: str
+
+
+def subscriber_links(config: Mapping[str, Any], subscriber_id: int, email: str) -> Links:
+    secret, site = config["SECRET_KEY"], config["SITE_URL"]
+    unsubscribe = make_token(secret, Purpose.UNSUBSCRIBE, subscriber_id, email)
+    preferences = make_token(secret, Purpose.PREFERENCES, subscriber_id, email)
+    sender = parseaddr(config["MAIL_DEFAULT_SENDER"])[1]
+    return Links(
+        unsubscribe=f"{site}/unsubscribe/{unsubscribe}",
+        preferences=f"{site}/preferences/{preferences}",
+        mailto=f"mailto:{sender}?subject={quote('unsubscribe ' + unsubscribe)}",
+    )
+
+
+@dataclass(frozen=True)
+class PostCopy:
+    """What an email shows of a post, copied out of the session (commits expire the row)."""
+
+    id: int
+    title: str
+    excerpt: str
+
+
+class NewsletterComposer:
+    """Renders one post for many subscribers: the post once, the links per subscriber."""
+
+    def __init__(self, session: DbSession, post_id: int, config: Mapping[str, Any]) -> None:
+        from sqlalchemy import select
+
+        post = session.scalar(select(Post).where(Post.id == post_id).options(*with_links()))
+        if post is None:
+            raise LookupError(f"post {post_id} is gone")
+        self.post = PostCopy(post.id, post.title, post.excerpt)
+        self.config = config
+        self.site_title = site_settings(session, config).title
+        self.post_url = f"{config['SITE_URL']}/{post.slug}/"
+        self.body_html = Markup(post.html)  # noqa: S704 (rendered and sanitised when saved)
+
+    def compose(self, subscriber_id: int, email: str) -> EmailMessage:
+        links = subscriber_links(self.config, subscriber_id, email)
+        context = {
+            "post": self.post,
+            "post_url": self.post_url,
+            "body_html": self.body_html,
+            "site_title": self.site_title,
+            "site_url": self.config["SITE_URL"],
+            "links": links,
+        }
+        message = EmailMultiAlternatives(
+            subject=self.post.title,
+            body=render_template("newsletter/email/post.txt", **context),
+            from_email=self.config["MAIL_DEFAULT_SENDER"],
+            to=[email],
+            headers={
+                "Message-ID": message_id(self.post.id, subscriber_id, self.config["SITE_URL"]),
+                "List-Unsubscribe": f"<{links.unsubscribe}>, <{links.mailto}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": f"{self.site_title} <newsletter.{site_host(self.config['SITE_URL'])}>",
+            },
+        )
+        message.attach_alternative(
+            render_template("newsletter/email/post.html", **context), "text/html"
+        )
+        return message
+
+
+def subscriber_note(
+    config: Mapping[str, Any], session: DbSession, subscriber_id: int, email: str, kind: str
+) -> EmailMessage:
+    """The confirmation email ("confirm") or the already-subscribed note ("already")."""
+    secret, site = config["SECRET_KEY"], config["SITE_URL"]
+    links = subscriber_links(config, subscriber_id, email)
+    context = {
+        "site_title": site_settings(session, config).title,
+        "site_url": site,
+        "links": links,
+        "confirm_url": f"{site}/subscribe/confirm/"
+        + make_token(secret, Purpose.CONFIRM, subscriber_id, email),
+    }
+    subjects = {
+        "confirm": f"Confirm your subscription to {context['site_title']}",
+        "already": f"You are already subscribed to {context['site_title']}",
+    }
+    return EmailMessage(
+        subject=subjects[kind],
+        body=render_template(f"newsletter/email/{kind}.txt", **context),
+        from_email=config["MAIL_DEFAULT_SENDER"],
+        to=[email],
+    )

@@ -1,0 +1,130 @@
+"""The reader's doors to the newsletter: subscribe, confirm, unsubscribe, preferences.
+
+Links in emails open a page with a button; only the button's POST changes
+anything, so a mail scanner that fetches every link confirms and cancels
+nothing.  The unsubscribe POST is also the RFC 8058 one-click target: it
+needs no cookie, is idempotent, and answers 200 without redirecting.  These
+forms carry no CSRF token: pages with the subscribe form are cached for
+everyone, and every action here is authorised by the signed link itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from broadsheet.errors import Invalid
+from broadsheet.extensions import csrf, db, limiter, utcnow
+from broadsheet.newsletter import services
+from broadsheet.newsletter.tokens import Purpose
+from broadsheet.site.views import Head
+
+bp = Blueprint("newsletter", __name__, template_folder="templates")
+csrf.exempt(bp)
+
+# The form has a field people never see; a bot that fills it in is thanked and ignored.
+HONEYPOT = "website"
+SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
+
+
+def _page(template: str, title: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    head = Head(
+        title=f"{title} — {current_app.config['SITE_TITLE']}",
+        description=title,
+        canonical="",
+        noindex=True,
+    )
+    body = render_template(f"newsletter/{template}", head=head, title=title, **context)
+    return body, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+@bp.get("/subscribe/")
+def subscribe_form() -> ResponseReturnValue:
+    return _page("subscribe.html", "Subscribe", tags=services.public_tags(db.session),
+                 values={}, errors={})  # fmt: skip
+
+
+@bp.post("/subscribe/")
+@limiter.limit(SUBSCRIBE_LIMIT, methods=["POST"])
+def subscribe() -> ResponseReturnValue:
+    form = request.form
+    if form.get(HONEYPOT):
+        return _page("check_inbox.html", "Check your inbox")
+    chosen = form.getlist("tags")
+    try:
+        services.subscribe(db.session, email=form.get("email", ""), tags=chosen, now=utcnow())
+        db.session.commit()
+    except Invalid as error:
+        db.session.rollback()
+        values = {"email": form.get("email", ""), "tags": chosen}
+        return _page("subscribe.html", "Subscribe", 422, tags=services.public_tags(db.session),
+                     values=values, errors=error.fields)  # fmt: skip
+    return _page("check_inbox.html", "Check your inbox")
+
+
+@bp.get("/subscribe/confirm/<token>")
+def confirm_form(token: str) -> ResponseReturnValue:
+    secret = current_app.config["SECRET_KEY"]
+    services.subscriber_for(db.session, secret_key=secret, purpose=Purpose.CONFIRM, token=token)
+    return _page("confirm.html", "Confirm your subscription", token=token)
+
+
+@bp.post("/subscribe/confirm/<token>")
+def confirm(token: str) -> ResponseReturnValue:
+    secret = current_app.config["SECRET_KEY"]
+    subscriber = services.confirm(db.session, secret_key=secret, token=token, now=utcnow())
+    db.session.commit()
+    return _page("confirmed.html", "You are subscribed", subscriber=subscriber)
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_form(token: str) -> ResponseReturnValue:
+    secret = current_app.config["SECRET_KEY"]
+    subscriber = services.subscriber_for(
+        db.session, secret_key=secret, purpose=Purpose.UNSUBSCRIBE, token=token
+    )
+    return _page("unsubscribe.html", "Unsubscribe", token=token, subscriber=subscriber)
+
+
+@bp.post("/unsubscribe/<token>")
+def unsubscribe(token: str) -> ResponseReturnValue:
+    secret = current_app.config["SECRET_KEY"]
+    services.unsubscribe(db.session, secret_key=secret, token=token, now=utcnow())
+    db.session.commit()
+    return _page("unsubscribed.html", "You are unsubscribed")
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+def preferences(token: str) -> ResponseReturnValue:
+    secret = current_app.config["SECRET_KEY"]
+    errors: dict[str, str] = {}
+    saved = False
+    status = 200
+    if request.method == "POST":
+        try:
+            services.update_preferences(
+                db.session, secret_key=secret, token=token,
+                tags=request.form.getlist("tags"), now=utcnow(),
+            )  # fmt: skip
+            db.session.commit()
+            saved = True
+        except Invalid as error:
+            db.session.rollback()
+            errors, status = error.fields, 422
+    subscriber = services.subscriber_for(
+        db.session, secret_key=secret, purpose=Purpose.PREFERENCES, token=token
+    )
+    chosen = {tag.slug for tag in subscriber.tags}
+    return _page(
+        "preferences.html",
+        "Your newsletter preferences",
+        status,
+        tags=services.public_tags(db.session),
+        chosen=chosen,
+        errors=errors,
+        saved=saved,
+        subscriber=subscriber,
+        action=url_for("newsletter.preferences", token=token),
+    )

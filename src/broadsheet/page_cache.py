@@ -1,0 +1,372 @@
+"""The page cache: whole public responses, kept in a store every web process shares.
+
+A blueprint that opts in (``cache_pages(bp)``: the site, the feeds, the
+Content API) has each anonymous GET answered from the store when the page
+is there, with no database query at all; otherwise the view runs and a
+public 200 it returns is stored for the next reader.  Logged-in staff (a
+session or remember-me cookie), token-holders (an Authorization header),
+the admin and the Admin API never touch it.
+
+Invalidation is exact, not a guess with timers.  Every stored page carries
+the site's *content generation* it was built in, a random token that is
+replaced after each commit that changed what readers can see (posts, tags,
+their links, staff names and the site's settings: ``WATCHED_TABLES``), the
+scheduler's publishing included, and on every start of the app, so that a
+deploy with new templates begins afresh.  One read of the store fetches the
+current token and the page together (one round trip to Redis); a page of
+another generation is stale, and the next miss overwrites it.  The store's
+own expiry only frees the space of pages nobody asks for.
+
+Why a random token rather than a counter: two processes replacing it at the
+same moment cannot lose an update that matters, since whichever lands last
+is still a token no reader has seen before it was written, and a page is
+stored under the token read *before* its queries ran.  For the same reason a
+store that drops the token (eviction, a restart) only costs a fresh one.
+
+Stores are interchangeable behind ``PageStore`` (cachelib's interface):
+``RedisCache`` when ``PAGE_CACHE_URL`` names a Redis server, shared by every
+machine; ``FileSystemCache`` under the instance folder by default, shared by
+the processes of one machine with no server to run.  A store that fails
+(Redis down) makes pages uncached, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import flask
+import redis
+from cachelib import FileSystemCache, RedisCache
+from flask import Blueprint, Flask, Response, current_app, has_app_context, request
+from flask_login.config import COOKIE_NAME
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from werkzeug.http import parse_cookie
+
+from broadsheet.extensions import DbSession
+from broadsheet.logs import REQUEST_ID_HEADER, log_request, request_id_from
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "broadsheet.page_cache"
+BLUEPRINTS = "broadsheet.page_cache.blueprints"  # the names of those that opted in
+# Tables whose rows show on public pages: a commit that wrote any of them replaces the token.
+WATCHED_TABLES = frozenset({"posts", "tags", "post_tags", "post_authors", "users", "site_settings"})
+CHANGED = "broadsheet.page_cache.changed"  # a flag in Session.info until the commit
+GENERATION_KEY = "generation"
+ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at once
+# Far in the future, so that a store evicting the soonest-expiring entries takes this last.
+GENERATION_SECONDS = 10 * 365 * 24 * 3600
+EMBEDDED_MAX_ENTRIES = 20_000
+REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
+# Headers that belong to one request, not to the page: a hit gets its own.
+PER_REQUEST_HEADERS = frozenset({"x-request-id", "x-cache", "set-cookie", "content-length"})
+STATE = "broadsheet.page_cache.lookup"  # in the WSGI environ, from the middleware to Flask
+
+
+class PageStore(Protocol):
+    """What the page cache needs of a store: the get/set of cachelib's ``BaseCache``."""
+
+    def get(self, key: str) -> Any: ...
+
+    def get_many(self, *keys: str) -> list[Any]: ...
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> Any: ...
+
+
+def redis_store(url: str, prefix: str) -> PageStore:
+    client = redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    return RedisCache(host=client, key_prefix=prefix, default_timeout=ENTRY_SECONDS)
+
+
+def embedded_store(folder: Path) -> PageStore:
+    return FileSystemCache(
+        str(folder), threshold=EMBEDDED_MAX_ENTRIES, default_timeout=ENTRY_SECONDS
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored response, without per-request headers, and the generation it was built in."""
+
+    generation: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class PageCache:
+    """Pages by URL, each valid in the content generation it was built in."""
+
+    def __init__(self, store: PageStore) -> None:
+        self.store = store
+        self._failing = False
+        self._owed = False
+
+    def invalidate(self) -> str | None:
+        """Make every stored page stale at once; returns the new token (None if it failed)."""
+        token = secrets.token_hex(8)
+        worked, stored = self._call(self.store.set, GENERATION_KEY, token, GENERATION_SECONDS)
+        # Owed until it works: this process replaces the token before it serves anything.
+        self._owed = not worked or stored is False
+        return None if self._owed else token
+
+    def lookup(self, url: str) -> tuple[str | None, Entry | None]:
+        """The current token and the page stored for ``url`` in it, in one read of the store.
+
+        The token is None when the store fails; the page is None when there is none of
+        this generation (one of an older generation is stale, and is overwritten).
+        """
+        if self._owed and self.invalidate() is None:
+            return None, None
+        worked, found = self._call(self.store.get_many, GENERATION_KEY, _key(url))
+        if not worked:
+            return None, None
+        token, entry = found
+        if not isinstance(token, str):
+            return self.invalidate(), None
+        if isinstance(entry, Entry) and entry.generation == token:
+            return token, entry
+        return token, None
+
+    def put(self, url: str, entry: Entry) -> None:
+        self._call(self.store.set, _key(url), entry, ENTRY_SECONDS)
+
+    def _call(self, method: Any, *args: Any) -> tuple[bool, Any]:
+        """Whether the store answered, and its answer; a failure is logged once until it works."""
+        try:
+            answer = method(*args)
+        except (redis.RedisError, OSError):
+            if not self._failing:
+                log.warning("the page cache's store failed; serving pages uncached", exc_info=True)
+            self._failing = True
+            return False, None
+        if self._failing:
+            log.info("the page cache's store works again")
+        self._failing = False
+        return True, answer
+
+
+def _key(url: str) -> str:
+    return f"page:{hashlib.sha256(url.encode()).hexdigest()[:40]}"
+
+
+def init_app(app: Flask) -> None:
+    """Choose the store from PAGE_CACHE_URL, start a fresh generation, and wrap the app.
+
+    Call it before wrapping ``app.wsgi_app`` in anything that rewrites the
+    request (ProxyFix), so that the cache sees the request the app sees.
+    """
+    app.extensions[BLUEPRINTS] = set()
+    app.after_request(_mark_shareable)
+    url = app.config.get("PAGE_CACHE_URL") or ""
+    if url == "off":
+        app.extensions[EXTENSION] = None
+        return
+    if url:
+        store = redis_store(url, app.config.get("PAGE_CACHE_PREFIX") or "broadsheet:page:")
+    else:
+        store = embedded_store(Path(app.instance_path) / "page-cache")
+    cache = PageCache(store)
+    app.extensions[EXTENSION] = cache
+    cache.invalidate()
+    app.wsgi_app = PageCacheMiddleware(app.wsgi_app, cache, app)  # type: ignore[method-assign]
+
+
+def page_cache(app: Flask) -> PageCache | None:
+    cache: PageCache | None = app.extensions.get(EXTENSION)
+    return cache
+
+
+def invalidate(app: Flask) -> None:
+    """Make every cached page stale, for changes made outside a session (raw SQL, a restore)."""
+    cache = page_cache(app)
+    if cache is not None:
+        cache.invalidate()
+
+
+# Serving from the cache -----------------------------------------------------------------------
+
+
+def cache_pages(bp: Blueprint) -> None:
+    """Serve ``bp``'s anonymous GETs from the page cache, and keep its public 200s there."""
+    bp.record_once(lambda state: state.app.extensions[BLUEPRINTS].add(bp.name))
+
+
+class PageCacheMiddleware:
+    """Answers a stored page before Flask is entered at all; stores what Flask marks shareable.
+
+    A stored page is the whole response as it left the app (CORS headers
+    included: they are the same for every anonymous reader), less what
+    belongs to one request: its id, which a hit gets afresh along with its
+    log line.
+    """
+
+    def __init__(self, app: WSGIApplication, cache: PageCache, flask_app: Flask) -> None:
+        self.app = app
+        self.cache = cache
+        config = flask_app.config
+        self.cookies = (
+            config["SESSION_COOKIE_NAME"],
+            config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME),
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not self._anonymous(environ):
+            return self.app(environ, start_response)
+        # Read before any query runs: a change committed after this point replaces the token,
+        # so a page built from older rows is stored where nobody will look for it.
+        address = _address(environ)
+        generation, entry = self.cache.lookup(address)
+        if generation is None:
+            return self.app(environ, start_response)
+        if entry is not None:
+            return self._serve(entry, environ, start_response, started)
+        environ[STATE] = _Lookup(generation, address)
+        return self._keep(environ, start_response)
+
+    def _anonymous(self, environ: WSGIEnvironment) -> bool:
+        if "HTTP_AUTHORIZATION" in environ:
+            return False
+        if "HTTP_COOKIE" not in environ:
+            return True
+        cookies = parse_cookie(environ)
+        return not any(name in cookies for name in self.cookies)
+
+    def _serve(
+        self, entry: Entry, environ: WSGIEnvironment, start_response: StartResponse, started: float
+    ) -> Iterable[bytes]:
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        response = Response(entry.body, entry.status, entry.headers)
+        response.headers["X-Cache"] = "HIT"
+        response.headers[REQUEST_ID_HEADER] = request_id
+        if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+            response.make_conditional(environ)  # the stored ETag and date answer with a 304
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        log_request(environ["REQUEST_METHOD"], path, response.status_code, started, request_id)
+        return response(environ, start_response)
+
+    def _keep(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Call the app; store its answer when ``_mark_shareable`` said it may be."""
+        answer: dict[str, Any] = {}
+
+        def remember(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"], answer["headers"] = status, headers
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, remember)
+        lookup: _Lookup = environ[STATE]
+        if not lookup.shareable:
+            return body
+        try:
+            data = b"".join(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+        headers = [(k, v) for k, v in answer["headers"] if k.lower() not in PER_REQUEST_HEADERS]
+        self.cache.put(lookup.address, Entry(lookup.generation, 200, headers, data))
+        return [data]
+
+
+@dataclass
+class _Lookup:
+    generation: str
+    address: str
+    shareable: bool = False
+
+
+def _address(environ: WSGIEnvironment) -> str:
+    """The URL asked for, as sent (read from the environ: building ``request.url`` would cost
+    as much as the rest of a cached answer)."""
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return f"{environ['wsgi.url_scheme']}://{host}{path}?{environ.get('QUERY_STRING', '')}"
+
+
+def _mark_shareable(response: Response) -> Response:
+    """Tell the middleware whether this response may be stored for every anonymous reader."""
+    lookup: _Lookup | None = request.environ.get(STATE)
+    if lookup is None:
+        return response
+    response.headers["X-Cache"] = "MISS"
+    lookup.shareable = (
+        request.method == "GET"
+        and request.blueprint in current_app.extensions[BLUEPRINTS]
+        and not (request.endpoint or "").endswith(".static")
+        and _shareable(response)
+    )
+    return response
+
+
+def _shareable(response: Response) -> bool:
+    """A whole 200 the view declared public, that sets no cookie.
+
+    The request came without one (``_anonymous``), so whatever it read of the
+    session (templates ask who is signed in) was empty.
+    """
+    return (
+        response.status_code == 200
+        and bool(response.cache_control.public)
+        and not response.cache_control.no_store
+        and not response.direct_passthrough
+        and not response.is_streamed
+        and "Set-Cookie" not in response.headers
+        and not flask.session.modified  # saved as a cookie after this hook
+    )
+
+
+# Noticing changes -----------------------------------------------------------------------------
+
+
+def mark_changed(session: DbSession) -> None:
+    """Replace the generation when ``session`` commits: for bulk writes no event can see
+    (COPY, raw SQL).  Changes made through the ORM are noticed without it."""
+    session.info[CHANGED] = True
+
+
+def _touches(tables: Iterable[Any]) -> bool:
+    return any(getattr(table, "name", None) in WATCHED_TABLES for table in tables)
+
+
+@event.listens_for(Session, "after_flush")
+def _notice_flush(session: Session, _flush: UOWTransaction) -> None:
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if _touches(getattr(type(obj), "__table__", None) for obj in changed):
+        session.info[CHANGED] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _notice_statement(state: ORMExecuteState) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and _touches(
+        [getattr(state.statement, "table", None)]
+    ):
+        state.session.info[CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _replace_generation(session: Session) -> None:
+    if session.info.pop(CHANGED, False) and has_app_context():
+        cache = page_cache(current_app)
+        if cache is not None:
+            cache.invalidate()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_changes(session: Session, _previous: object) -> None:
+    if not session.in_transaction():
+        session.info.pop(CHANGED, None)

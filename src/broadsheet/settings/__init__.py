@@ -1,0 +1,1 @@
+"""Site settings that staff edit in the admin: title, description, time zone, page size."""

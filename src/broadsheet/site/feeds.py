@@ -1,0 +1,440 @@
+"""Feeds (RSS 2.0, Atom, JSON Feed 1.1), the sitemap and robots.txt.
+
+Every feed holds the latest public posts with their full content, every link
+in it absolute against ``SITE_URL`` so that a feed reader far from the site
+can follow it.  Posts are read through ``content.queries``, which alone knows
+what a reader may see: no draft, scheduled post, page or internal tag
+reaches a feed or the sitemap.  Responses go out through ``cacheable`` so
+that a reader polling an unchanged feed gets an empty 304.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape as html_escape
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import lxml.html
+from feedgen.feed import FeedGenerator
+from flask import Blueprint, Response, abort, current_app
+from lxml import etree
+
+from broadsheet.accounts.models import User
+from broadsheet.content.models import Post, Tag
+from broadsheet.content.queries import (
+    SITEMAP_SECTIONS,
+    author_archive,
+    author_by_slug,
+    home_page,
+    public_tag,
+    sitemap_section,
+    sitemap_section_lastmod,
+    sitemap_section_summary,
+    tag_archive,
+)
+from broadsheet.errors import NotFound
+from broadsheet.extensions import db, utcnow
+from broadsheet.page_cache import cache_pages
+from broadsheet.site.http import cacheable
+from broadsheet.urls import absolute_url
+
+FEED_SIZE = 20  # the latest posts a feed carries
+FEED_MAX_AGE = 300
+SITEMAP_MAX_URLS = 50_000  # the sitemaps.org limit per file; SITEMAP_MAX_URLS in config lowers it
+SITEMAP_MAX_AGE = 3600
+ROBOTS_MAX_AGE = 86400
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the date of a feed with nothing in it yet
+RSS_TYPE = "application/rss+xml"
+ATOM_TYPE = "application/atom+xml"
+JSON_FEED_TYPE = "application/feed+json"
+
+bp = Blueprint("feeds", __name__)
+cache_pages(bp)
+
+
+def absolute_html(html: str, base_url: str) -> str:
+    """``html`` with every relative link and image made absolute against ``base_url``.
+
+    Parsed as HTML (lxml), so only real ``href``/``src`` attributes change,
+    never text that merely looks like one.
+    """
+    if not html.strip():
+        return html
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    root.make_links_absolute(base_url, resolve_base_href=False, handle_failures="ignore")
+    lead = html_escape(root.text, quote=False) if root.text else ""
+    return lead + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
+
+
+def _newest(dates: Iterable[datetime | None]) -> datetime | None:
+    present = [d for d in dates if d is not None]
+    return max(present) if present else None
+
+
+def _changed_at(post: Post) -> datetime:
+    return _newest((post.updated_at, post.published_at)) or post.updated_at
+
+
+# --- feeds ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Channel:
+    """What one feed is about, in every format: its pages, its posts, its owner."""
+
+    title: str
+    description: str
+    page_url: str
+    feed_urls: dict[str, str]  # format -> absolute URL of that format's feed
+    posts: list[Post]
+    author: User | None = None
+
+    @property
+    def updated(self) -> datetime | None:
+        return _newest(_changed_at(post) for post in self.posts)
+
+
+SITE_FEEDS = {"rss": "feeds.rss", "atom": "feeds.atom", "json": "feeds.json_feed"}
+TAG_FEEDS = {"rss": "feeds.tag_rss", "atom": "feeds.tag_atom", "json": "feeds.tag_json"}
+AUTHOR_FEEDS = {"rss": "feeds.author_rss", "atom": "feeds.author_atom", "json": "feeds.author_json"}
+
+
+def _feed_urls(endpoints: dict[str, str], **values: Any) -> dict[str, str]:
+    return {fmt: absolute_url(endpoint, **values) for fmt, endpoint in endpoints.items()}
+
+
+def _site_channel() -> Channel:
+    config = current_app.config
+    page = home_page(db.session, now=utcnow(), number=1, per_page=FEED_SIZE)
+    return Channel(
+        title=config["SITE_TITLE"],
+        description=config["SITE_DESCRIPTION"],
+        page_url=absolute_url("site.home"),
+        feed_urls=_feed_urls(SITE_FEEDS),
+        posts=page.items,
+    )
+
+
+def _tag_channel(slug: str) -> Channel:
+    # Like the tag's page, its feed exists once the tag has a public post.
+    tag = public_tag(db.session, slug)
+    page = tag_archive(
+        db.session, tag, now=utcnow(), number=1, per_page=FEED_SIZE, allow_empty=False
+    )
+    site = current_app.config["SITE_TITLE"]
+    return Channel(
+        title=f"{tag.name} — {site}",
+        description=tag.description or f"Posts tagged {tag.name} on {site}",
+        page_url=_tag_url(tag),
+        feed_urls=_feed_urls(TAG_FEEDS, slug=tag.slug),
+        posts=page.items,
+    )
+
+
+def _author_channel(slug: str) -> Channel:
+    # Staff who have published nothing have no page and no feed.
+    user = author_by_slug(db.session, slug)
+    page = author_archive(
+        db.session, user, now=utcnow(), number=1, per_page=FEED_SIZE, allow_empty=False
+    )
+    site = current_app.config["SITE_TITLE"]
+    return Channel(
+        title=f"{user.name} — {site}",
+        description=user.bio or f"Posts by {user.name} on {site}",
+        page_url=_author_url(user),
+        feed_urls=_feed_urls(AUTHOR_FEEDS, slug=user.slug),
+        posts=page.items,
+        author=user,
+    )
+
+
+def _post_url(post: Post) -> str:
+    return absolute_url("site.post", slug=post.slug)
+
+
+def _tag_url(tag: Tag) -> str:
+    return absolute_url("site.tag", slug=tag.slug)
+
+
+def _author_url(user: User) -> str:
+    return absolute_url("site.author", slug=user.slug)
+
+
+def _entry_id(post: Post) -> str:
+    """A tag: URI (RFC 4151) that survives a change of slug, so readers never see a post twice."""
+    host = urlsplit(current_app.config["SITE_URL"]).hostname
+    return f"tag:{host},{post.created_at:%Y-%m-%d}:post/{post.id}"
+
+
+def _person(user: User) -> dict[str, str]:
+    # Staff email addresses stay private: a name and the author's archive only.
+    return {"name": user.name, "uri": _author_url(user)}
+
+
+def _feedgen(channel: Channel, fmt: str, mimetype: str) -> FeedGenerator:
+    feed = FeedGenerator()
+    # RSS names people by email, which staff keep private; Dublin Core names them instead.
+    feed.load_extension("dc", atom=False, rss=True)
+    feed.id(channel.feed_urls[fmt])
+    feed.title(channel.title)
+    feed.description(channel.description)
+    feed.link(href=channel.feed_urls[fmt], rel="self", type=mimetype)
+    feed.link(href=channel.page_url, rel="alternate")  # last: RSS keeps the last link only
+    feed.generator("Broadsheet")
+    # Fixed by the content, not the clock, so that an unchanged feed keeps its ETag.
+    feed.updated(channel.updated or EPOCH)
+    if channel.author is not None:
+        feed.author(_person(channel.author))
+    for post in channel.posts:
+        url = _post_url(post)
+        entry = feed.add_entry(order="append")
+        entry.id(_entry_id(post))
+        entry.title(post.title)
+        entry.link(href=url, rel="alternate")
+        entry.published(post.published_at)
+        entry.updated(_changed_at(post))
+        entry.summary(post.excerpt or post.title)
+        entry.content(absolute_html(post.html, url), type="html")
+        entry.author([_person(user) for user in post.authors])
+        for user in post.authors:
+            entry.dc.dc_creator(user.name)
+        for tag in post.public_tags:
+            entry.category(term=tag.name)
+    return feed
+
+
+def _rss(channel: Channel) -> bytes:
+    body: bytes = _feedgen(channel, "rss", RSS_TYPE).rss_str()
+    return body
+
+
+def _atom(channel: Channel) -> bytes:
+    body: bytes = _feedgen(channel, "atom", ATOM_TYPE).atom_str()
+    return body
+
+
+def _json_feed(channel: Channel) -> str:
+    """A JSON Feed 1.1 document (https://jsonfeed.org/version/1.1)."""
+    items = []
+    for post in channel.posts:
+        url = _post_url(post)
+        item: dict[str, Any] = {
+            "id": _entry_id(post),
+            "url": url,
+            "title": post.title,
+            "content_html": absolute_html(post.html, url),
+            "summary": post.excerpt,
+            "date_published": post.published_at.isoformat() if post.published_at else None,
+            "date_modified": _changed_at(post).isoformat(),
+            "authors": [{"name": u.name, "url": _author_url(u)} for u in post.authors],
+            "tags": [tag.name for tag in post.public_tags],
+        }
+        if post.feature_image:
+            item["image"] = urljoin(url, post.feature_image)
+        items.append({key: value for key, value in item.items() if value is not None})
+    document: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": channel.title,
+        "home_page_url": channel.page_url,
+        "feed_url": channel.feed_urls["json"],
+        "description": channel.description,
+    }
+    if channel.author is not None:
+        document["authors"] = [{"name": channel.author.name, "url": _author_url(channel.author)}]
+    document["items"] = items
+    return json.dumps(document, ensure_ascii=False)
+
+
+FORMATS: dict[str, tuple[str, Callable[[Channel], str | bytes]]] = {
+    "rss": (RSS_TYPE, _rss),
+    "atom": (ATOM_TYPE, _atom),
+    "json": (JSON_FEED_TYPE, _json_feed),
+}
+
+
+def _respond(build: Callable[[], Channel], fmt: str) -> Response:
+    try:
+        channel = build()
+    except NotFound:
+        abort(404)
+    mimetype, render = FORMATS[fmt]
+    return cacheable(
+        render(channel), mimetype=mimetype, last_modified=channel.updated, max_age=FEED_MAX_AGE
+    )
+
+
+@bp.get("/feed/")
+def rss() -> Response:
+    return _respond(_site_channel, "rss")
+
+
+@bp.get("/feed/atom/")
+def atom() -> Response:
+    return _respond(_site_channel, "atom")
+
+
+@bp.get("/feed.json")
+def json_feed() -> Response:
+    return _respond(_site_channel, "json")
+
+
+@bp.get("/tag/<slug>/feed/")
+def tag_rss(slug: str) -> Response:
+    return _respond(lambda: _tag_channel(slug), "rss")
+
+
+@bp.get("/tag/<slug>/feed/atom/")
+def tag_atom(slug: str) -> Response:
+    return _respond(lambda: _tag_channel(slug), "atom")
+
+
+@bp.get("/tag/<slug>/feed.json")
+def tag_json(slug: str) -> Response:
+    return _respond(lambda: _tag_channel(slug), "json")
+
+
+@bp.get("/author/<slug>/feed/")
+def author_rss(slug: str) -> Response:
+    return _respond(lambda: _author_channel(slug), "rss")
+
+
+@bp.get("/author/<slug>/feed/atom/")
+def author_atom(slug: str) -> Response:
+    return _respond(lambda: _author_channel(slug), "atom")
+
+
+@bp.get("/author/<slug>/feed.json")
+def author_json(slug: str) -> Response:
+    return _respond(lambda: _author_channel(slug), "json")
+
+
+# --- sitemap and robots.txt ----------------------------------------------------------
+
+# Each section's URLs, from a slug; the home page leads the "posts" section.
+_SECTION_PAGES = {"posts": "site.post", "tags": "site.tag", "authors": "site.author"}
+_SLUG_MARK = "slug-placeholder"
+_PLAIN_SLUG = re.compile(r"[a-z0-9-]+\Z")  # what make_slug gives: nothing to quote
+
+
+def _sitemap_limit() -> int:
+    return int(current_app.config.get("SITEMAP_MAX_URLS", SITEMAP_MAX_URLS))
+
+
+def _section_summary(section: str, now: datetime) -> tuple[int, datetime | None]:
+    """A section's URL count (the home page leads the posts) and its newest date."""
+    size, newest = sitemap_section_summary(db.session, section, now=now)
+    return (size + 1 if section == "posts" else size), newest
+
+
+def _window(section: str, number: int, limit: int) -> tuple[int, int]:
+    """Offset and limit in the section's query for part ``number`` (the home page takes
+    the first place of the first posts part)."""
+    start = (number - 1) * limit
+    if section != "posts":
+        return start, limit
+    return (0, limit - 1) if number == 1 else (start - 1, limit)
+
+
+def _part_urls(
+    section: str, number: int, limit: int, now: datetime
+) -> Iterator[tuple[str, datetime | None]]:
+    if section == "posts" and number == 1:
+        yield absolute_url("site.home"), None
+    offset, count = _window(section, number, limit)
+    # Routing builds the URL once; 50,000 url_for calls would take most of the request.
+    prefix, _, suffix = absolute_url(_SECTION_PAGES[section], slug=_SLUG_MARK).partition(_SLUG_MARK)
+    for slug, lastmod in sitemap_section(db.session, section, now=now, offset=offset, limit=count):
+        safe = slug if _PLAIN_SLUG.match(slug) else quote(slug, safe="")
+        yield f"{prefix}{safe}{suffix}", lastmod
+
+
+def _w3c_date(moment: datetime) -> str:
+    # isoformat is several times faster than strftime, which counts at 50,000 rows.
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _sitemap_document(
+    root: str, child: str, entries: Iterable[tuple[str, datetime | None]]
+) -> tuple[bytes, datetime | None]:
+    """A urlset or sitemapindex, written entry by entry; returns it and its newest date."""
+    newest: datetime | None = None
+    buffer = io.BytesIO()
+    with etree.xmlfile(buffer, encoding="utf-8") as xml:
+        xml.write_declaration()
+        with xml.element(f"{{{SITEMAP_NS}}}{root}", nsmap={None: SITEMAP_NS}):
+            for loc, lastmod in entries:
+                with xml.element(f"{{{SITEMAP_NS}}}{child}"):
+                    with xml.element(f"{{{SITEMAP_NS}}}loc"):
+                        xml.write(loc)
+                    if lastmod is not None:
+                        newest = lastmod if newest is None else max(newest, lastmod)
+                        with xml.element(f"{{{SITEMAP_NS}}}lastmod"):
+                            xml.write(_w3c_date(lastmod))
+    return buffer.getvalue(), newest
+
+
+def _sitemap_response(body: bytes, last_modified: datetime | None) -> Response:
+    return cacheable(
+        body, mimetype="application/xml", last_modified=last_modified, max_age=SITEMAP_MAX_AGE
+    )
+
+
+@bp.get("/sitemap.xml")
+def sitemap() -> Response:
+    """Every public URL in one urlset, or past the limit an index of the parts."""
+    now, limit = utcnow(), _sitemap_limit()
+    summaries = {section: _section_summary(section, now) for section in SITEMAP_SECTIONS}
+    if sum(size for size, _ in summaries.values()) <= limit:
+        urls = (
+            url
+            for section in SITEMAP_SECTIONS
+            for url in _part_urls(section, 1, summaries[section][0], now)
+        )
+        return _sitemap_response(*_sitemap_document("urlset", "url", urls))
+    parts = []
+    for section, (size, newest) in summaries.items():
+        count = math.ceil(size / limit)
+        for number in range(1, count + 1):
+            lastmod = newest
+            if count > 1:  # each part of a split section has its own date
+                offset, window = _window(section, number, limit)
+                lastmod = sitemap_section_lastmod(
+                    db.session, section, now=now, offset=offset, limit=window
+                )
+            url = absolute_url("feeds.sitemap_part", section=section, number=number)
+            parts.append((url, lastmod))
+    return _sitemap_response(*_sitemap_document("sitemapindex", "sitemap", parts))
+
+
+@bp.get("/sitemap-<any(posts, tags, authors):section>-<int:number>.xml")
+def sitemap_part(section: str, number: int) -> Response:
+    """One part of a split sitemap; part 1 of a section always exists (perhaps empty)."""
+    now, limit = utcnow(), _sitemap_limit()
+    size, _ = _section_summary(section, now)
+    if number < 1 or (number > 1 and (number - 1) * limit >= size):
+        abort(404)
+    return _sitemap_response(
+        *_sitemap_document("urlset", "url", _part_urls(section, number, limit, now))
+    )
+
+
+@bp.get("/robots.txt")
+def robots() -> Response:
+    """Crawlers may read everything a reader may, and learn where the sitemap is."""
+    lines = [
+        "User-agent: *",
+        "Disallow: /admin/",
+        "Disallow: /api/v1/admin/",
+        "",
+        f"Sitemap: {absolute_url('feeds.sitemap')}",
+    ]
+    return cacheable("\n".join(lines) + "\n", mimetype="text/plain", max_age=ROBOTS_MAX_AGE)

@@ -1,0 +1,167 @@
+"""A real Chromium drives the admin: write, preview, schedule, publish; and a contributor who can't.
+
+The app is served by a real HTTP server on 127.0.0.1 (plain http, so the
+site URL says http and the session cookie is not marked Secure) against
+the test database.  The scheduler is the same service the beat task runs,
+called directly once the scheduled moment has passed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+from broadsheet import create_app
+from broadsheet.accounts.models import Role
+from broadsheet.content.services import publish_due_posts
+from broadsheet.extensions import db, utcnow
+from tests import services
+from tests.conftest import base_config
+from tests.staff import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@dataclass
+class LiveAdmin:
+    url: str
+    app: Flask
+
+
+@pytest.fixture
+def live(app: Flask, database_url: str, tmp_path: Path) -> Iterator[LiveAdmin]:
+    """A server of its own on a free port; ``app`` (same database) empties the tables after."""
+    if shutil.which(CHROMIUM) is None:
+        services.missing(f"Chromium is not installed at {CHROMIUM}")
+    served: list[Flask] = []
+    server = make_server("127.0.0.1", 0, lambda env, start: served[0](env, start), threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    served.append(create_app(base_config(tmp_path, database_url, SITE_URL=url)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveAdmin(url, served[0])
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        with served[0].app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def sign_in(page: Page, live: LiveAdmin, email: str) -> None:
+    page.goto(f"{live.url}/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    assert page.url.endswith("/admin/")
+
+
+def test_an_author_writes_previews_and_schedules_a_post_that_the_scheduler_publishes(
+    live: LiveAdmin, browser: Browser, make_user: Any
+) -> None:
+    make_user(Role.AUTHOR, email="maya@example.com", name="Maya Okafor", password=PASSWORD)
+    db.session.remove()
+    page = browser.new_page()
+    sign_in(page, live, "maya@example.com")
+
+    page.get_by_role("link", name="New post").click()
+    page.get_by_label("Title", exact=True).fill("Scheduling from a browser")
+    page.get_by_label("Body (Markdown)").fill(
+        "The scheduler makes this **public**.\n\n- one\n- two"
+    )
+    page.get_by_label("Tags", exact=True).fill("Browser testing, Flask")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.frame_locator("iframe[name=preview]")
+    expect(preview.locator("h1")).to_have_text("Scheduling from a browser")
+    expect(preview.locator("strong")).to_have_text("public")
+
+    # The site's time zone is UTC here, so the wall-clock time typed is the UTC time.
+    at = (utcnow() + timedelta(seconds=4)).replace(microsecond=0)
+    page.get_by_label("Publish at").fill(at.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.get_by_role("button", name="Schedule", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("scheduled for")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "admin-editor.png"), full_page=True)
+
+    # Not public yet: the tag has no published post, so its archive does not exist.
+    assert page.request.get(f"{live.url}/tag/browser-testing/").status == 404
+
+    time.sleep(max(0.0, (at - utcnow()).total_seconds()) + 0.5)
+    with live.app.app_context():
+        assert len(publish_due_posts(db.session, now=utcnow())) == 1
+        db.session.commit()
+        assert publish_due_posts(db.session, now=utcnow()) == []  # a second run finds nothing
+
+    page.goto(f"{live.url}/tag/browser-testing/")
+    expect(page.get_by_role("link", name="Scheduling from a browser")).to_be_visible()
+    page.goto(f"{live.url}/admin/")
+    expect(page.locator("table").first).to_contain_text("Scheduling from a browser")
+
+
+def test_a_contributor_saves_drafts_but_cannot_publish(
+    live: LiveAdmin, browser: Browser, make_user: Any
+) -> None:
+    make_user(Role.CONTRIBUTOR, email="cora@example.com", name="Cora Tribe", password=PASSWORD)
+    db.session.remove()
+    page = browser.new_page()
+    sign_in(page, live, "cora@example.com")
+    page.get_by_role("link", name="New post").click()
+    expect(page.get_by_role("button", name="Save draft")).to_have_count(1)
+    expect(page.get_by_role("button", name="Publish only")).to_have_count(0)
+    expect(page.get_by_role("button", name="Publish and email subscribers")).to_have_count(0)
+    expect(page.get_by_role("button", name="Schedule", exact=True)).to_have_count(0)
+    page.get_by_label("Title", exact=True).fill("A contributor's draft")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved as a draft")
+
+    # Even a hand-made request with a valid token is refused by the service.
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    version = page.locator("input[name=version]").get_attribute("value")
+    refused = page.request.post(
+        page.url,
+        form={
+            "csrf_token": token or "",
+            "title": "Published anyway",
+            "version": version or "",
+            "action": "publish",
+        },
+    )
+    assert refused.status == 403
+    assert "cannot publish" in refused.text()
+    page.goto(f"{live.url}/admin/posts/?status=published")
+    expect(page.get_by_text("No posts match.")).to_be_visible()

@@ -1,0 +1,231 @@
+"""Readers subscribing, confirming, unsubscribing, choosing tags; staff importing, exporting."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from broadsheet.accounts.permissions import OPERATOR
+from broadsheet.errors import Invalid
+from broadsheet.extensions import db
+from broadsheet.newsletter import services
+from broadsheet.newsletter.models import Subscriber, SubscriberStatus
+from broadsheet.newsletter.tokens import Purpose, make_token
+from tests.conftest import NOW
+from tests.newsletter import link, make_subscriber, outbox
+
+SECRET = "test-secret-key-0123456789"
+
+
+def _subscriber(email: str) -> Subscriber:
+    found = services.find_subscriber(db.session, email)
+    assert found is not None
+    return found
+
+
+def test_reader_subscribes_confirms_by_the_button_and_not_by_the_link(eager_app: Flask) -> None:
+    client = eager_app.test_client()
+    response = client.post("/subscribe/", data={"email": "Reader@Example.com"})
+    assert response.status_code == 200
+    assert "Check your inbox" in response.text
+    [confirmation] = outbox(eager_app)
+    assert confirmation.to == ["reader@example.com"]
+    path = link(confirmation, "/subscribe/confirm/")
+
+    page = client.get(path)  # what a mail scanner does
+    assert page.status_code == 200
+    assert "<button" in page.text
+    assert _subscriber("reader@example.com").status is SubscriberStatus.PENDING
+
+    confirmed = eager_app.test_client().post(path)
+    assert confirmed.status_code == 200
+    subscriber = _subscriber("reader@example.com")
+    assert subscriber.status is SubscriberStatus.CONFIRMED
+    assert subscriber.confirmed_at is not None
+
+
+def test_subscribing_with_a_known_address_looks_the_same_and_changes_nothing(
+    eager_app: Flask,
+) -> None:
+    make_subscriber("known@example.com", tags=["Python"])
+    client = eager_app.test_client()
+    known = client.post("/subscribe/", data={"email": "known@example.com"})
+    new = client.post("/subscribe/", data={"email": "new@example.com"})
+    assert known.status_code == new.status_code == 200
+    assert known.text == new.text
+    subscriber = _subscriber("known@example.com")
+    assert subscriber.status is SubscriberStatus.CONFIRMED
+    assert [t.name for t in subscriber.tags] == ["Python"]  # a stranger cannot change them
+    notes = {m.to[0]: m for m in outbox(eager_app)}
+    assert "already subscribed" in notes["known@example.com"].subject
+    assert "/subscribe/confirm/" in notes["new@example.com"].body
+
+
+def test_a_bot_that_fills_the_hidden_field_is_thanked_and_ignored(eager_app: Flask) -> None:
+    response = eager_app.test_client().post(
+        "/subscribe/", data={"email": "bot@example.com", "website": "http://spam.example"}
+    )
+    assert response.status_code == 200
+    assert "Check your inbox" in response.text
+    assert services.find_subscriber(db.session, "bot@example.com") is None
+    assert outbox(eager_app) == []
+
+
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [("", "enter your email address"), ("not-an-address", "does not look like an email")],
+)
+def test_a_bad_address_is_refused_with_a_message(
+    eager_app: Flask, email: str, message: str
+) -> None:
+    response = eager_app.test_client().post("/subscribe/", data={"email": email})
+    assert response.status_code == 422
+    assert message in response.text
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_subscribing_is_rate_limited(eager_app: Flask) -> None:
+    client = eager_app.test_client()
+    codes = [
+        client.post("/subscribe/", data={"email": f"r{n}@example.com"}).status_code
+        for n in range(7)
+    ]
+    assert codes[:5] == [200] * 5
+    assert codes[-1] == 429
+
+
+def test_reader_chooses_tags_when_subscribing_and_changes_them_later(eager_app: Flask) -> None:
+    make_subscriber("seed@example.com", tags=["Python", "Flask", "#internal"])
+    client = eager_app.test_client()
+    form = client.get("/subscribe/").text
+    assert 'value="python"' in form
+    assert "internal" not in form
+    client.post("/subscribe/", data={"email": "picky@example.com", "tags": ["python"]})
+    assert [t.name for t in _subscriber("picky@example.com").tags] == ["Python"]
+
+    subscriber = _subscriber("picky@example.com")
+    token = make_token(SECRET, Purpose.PREFERENCES, subscriber.id, subscriber.email)
+    assert eager_app.test_client().get(f"/preferences/{token}").status_code == 200
+    saved = eager_app.test_client().post(f"/preferences/{token}", data={"tags": ["flask"]})
+    assert saved.status_code == 200
+    db.session.expire_all()
+    assert [t.name for t in _subscriber("picky@example.com").tags] == ["Flask"]
+    unknown = eager_app.test_client().post(f"/preferences/{token}", data={"tags": ["nope"]})
+    assert unknown.status_code == 422
+
+
+def test_one_click_unsubscribe_works_without_a_cookie_is_idempotent_and_never_redirects(
+    eager_app: Flask,
+) -> None:
+    subscriber = make_subscriber("leaving@example.com")
+    token = make_token(SECRET, Purpose.UNSUBSCRIBE, subscriber.id, subscriber.email)
+    client = eager_app.test_client(use_cookies=False)
+
+    page = client.get(f"/unsubscribe/{token}")
+    assert page.status_code == 200
+    assert "<button" in page.text
+    assert _subscriber("leaving@example.com").status is SubscriberStatus.CONFIRMED
+
+    for _ in range(2):
+        response = client.post(
+            f"/unsubscribe/{token}",
+            data="List-Unsubscribe=One-Click",
+            content_type="application/x-www-form-urlencoded",
+        )
+        assert response.status_code == 200
+        assert "Location" not in response.headers
+        db.session.expire_all()
+        assert _subscriber("leaving@example.com").status is SubscriberStatus.UNSUBSCRIBED
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "forged",
+        make_token("another-secret-key-123456", Purpose.UNSUBSCRIBE, 1, "victim@example.com"),
+        make_token(SECRET, Purpose.CONFIRM, 1, "victim@example.com"),  # a link of another kind
+        make_token(SECRET, Purpose.UNSUBSCRIBE, 1, "someone-else@example.com"),
+    ],
+    ids=["garbage", "other-secret", "confirm-link", "other-address"],
+)
+def test_a_forged_unsubscribe_link_does_nothing(eager_app: Flask, token: str) -> None:
+    make_subscriber("victim@example.com")  # id 1: ids restart in every test
+    client = eager_app.test_client()
+    assert client.post(f"/unsubscribe/{token}").status_code == 404
+    assert client.get(f"/unsubscribe/{token}").status_code == 404
+    assert _subscriber("victim@example.com").status is SubscriberStatus.CONFIRMED
+
+
+def test_an_old_confirmation_link_does_not_resubscribe_someone_who_left(eager_app: Flask) -> None:
+    eager_app.test_client().post("/subscribe/", data={"email": "fickle@example.com"})
+    path = link(outbox(eager_app)[0], "/subscribe/confirm/")
+    eager_app.test_client().post(path)
+    subscriber = _subscriber("fickle@example.com")
+    token = make_token(SECRET, Purpose.UNSUBSCRIBE, subscriber.id, subscriber.email)
+    eager_app.test_client().post(f"/unsubscribe/{token}")
+    eager_app.test_client().post(path)
+    db.session.expire_all()
+    assert _subscriber("fickle@example.com").status is SubscriberStatus.UNSUBSCRIBED
+
+
+IMPORT = """email,status,tags,consent
+ann@example.com,confirmed,Python; Flask,signed up at PyCon 2025
+bob@example.com,,,newsletter form on the old site
+cat@example.com,unsubscribed,,old list
+"""
+
+
+def test_staff_import_a_csv_and_only_unconfirmed_addresses_get_a_confirmation(
+    eager_app: Flask,
+) -> None:
+    report = services.import_subscribers(db.session, actor=OPERATOR, text=IMPORT, now=NOW)
+    db.session.commit()
+    assert (report.created, report.confirmations) == (3, 1)
+    assert [m.to for m in outbox(eager_app)] == [["bob@example.com"]]
+    ann = _subscriber("ann@example.com")
+    assert ann.status is SubscriberStatus.CONFIRMED
+    assert sorted(t.name for t in ann.tags) == ["Flask", "Python"]
+    assert ann.consent == "signed up at PyCon 2025"
+    assert _subscriber("bob@example.com").status is SubscriberStatus.PENDING
+    assert _subscriber("cat@example.com").status is SubscriberStatus.UNSUBSCRIBED
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("email,status\nann@example.com,confirmed\n", "no consent column"),
+        ("email,status,consent\nann@example.com,confirmed,\n", "needs a consent note"),
+        ("email,consent\nok@example.com,yes\nnope,yes\n", "line 3"),
+        ("email,status,consent\nann@example.com,vip,yes\n", "is not pending"),
+    ],
+)
+def test_an_import_with_a_bad_row_writes_nothing(eager_app: Flask, text: str, problem: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        services.import_subscribers(db.session, actor=OPERATOR, text=text, now=NOW)
+    fields = raised.value.fields
+    assert problem in " ".join([*fields, *fields.values()])
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    assert outbox(eager_app) == []
+
+
+def test_export_keeps_tags_and_status_and_imports_back_the_same(eager_app: Flask) -> None:
+    make_subscriber("ann@example.com", tags=["Python", "Flask"])
+    make_subscriber("bob@example.com", status=SubscriberStatus.PENDING)
+    make_subscriber("cat@example.com", status=SubscriberStatus.UNSUBSCRIBED)
+    exported = "".join(services.export_subscribers(db.session, actor=OPERATOR))
+    assert exported.splitlines()[0] == "email,status,tags,consent,created_at,confirmed_at"
+    before = {
+        s.email: (s.status, sorted(t.name for t in s.tags))
+        for s in map(_subscriber, ["ann@example.com", "bob@example.com", "cat@example.com"])
+    }
+    db.session.execute(Subscriber.__table__.delete())
+    db.session.commit()
+    services.import_subscribers(db.session, actor=OPERATOR, text=exported, now=NOW)
+    db.session.commit()
+    after = {
+        s.email: (s.status, sorted(t.name for t in s.tags))
+        for s in map(_subscriber, ["ann@example.com", "bob@example.com", "cat@example.com"])
+    }
+    assert after == before
