@@ -8,8 +8,6 @@ called directly once the scheduled moment has passed.
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,30 +17,17 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
 from broadsheet import create_app
 from broadsheet.accounts.models import Role
 from broadsheet.content.services import publish_due_posts
 from broadsheet.extensions import db, utcnow
-from tests import services
+from tests.browser import ARTIFACTS, chromium, require_chromium, served
 from tests.conftest import base_config
 from tests.staff import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @dataclass
@@ -54,32 +39,21 @@ class LiveAdmin:
 @pytest.fixture
 def live(app: Flask, database_url: str, tmp_path: Path) -> Iterator[LiveAdmin]:
     """A server of its own on a free port; ``app`` (same database) empties the tables after."""
-    if shutil.which(CHROMIUM) is None:
-        services.missing(f"Chromium is not installed at {CHROMIUM}")
-    served: list[Flask] = []
-    server = make_server("127.0.0.1", 0, lambda env, start: served[0](env, start), threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    served.append(create_app(base_config(tmp_path, database_url, SITE_URL=url)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield LiveAdmin(url, served[0])
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with served[0].app_context():
-            db.engine.dispose()
+    require_chromium()
+    apps: list[Flask] = []  # built once the port, and so SITE_URL, is known
+    with served(lambda env, start: apps[0](env, start)) as url:
+        apps.append(create_app(base_config(tmp_path, database_url, SITE_URL=url)))
+        try:
+            yield LiveAdmin(url, apps[0])
+        finally:
+            with apps[0].app_context():
+                db.engine.dispose()
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def sign_in(page: Page, live: LiveAdmin, email: str) -> None:

@@ -7,33 +7,18 @@ to look at.
 
 from __future__ import annotations
 
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from broadsheet.extensions import db
-from tests import services
+from tests.browser import ARTIFACTS, chromium, require_chromium, served
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).parent / "artifacts"
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
 
 BODY = """Every archive page on this site is one range scan of one index, newest first.
@@ -62,33 +47,19 @@ class Site:
 
 @pytest.fixture
 def site(app: Flask, make_post: Any, backend: str) -> Iterator[Site]:
-    if shutil.which(CHROMIUM) is None:
-        services.missing(f"Chromium is not installed at {CHROMIUM}")
+    require_chromium()
     for number in range(1, 12):
         make_post(f"Notes from week {number}", tags=["Flask", "Python"], markdown=f"Week {number}.")
     make_post("Fast tag archives", tags=["Flask", "PostgreSQL", "#internal"], markdown=BODY)
     db.session.remove()  # the server's threads open their own sessions
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Site(f"http://127.0.0.1:{server.server_port}", backend)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with served(app) as url:
+        yield Site(url, backend)
 
 
 @pytest.fixture
 def browser(site: Site) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def _open(context: Any, url: str, problems: list[str]) -> Any:

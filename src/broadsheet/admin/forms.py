@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -57,6 +59,19 @@ class PostForm(FlaskForm):
 
     def tag_names(self) -> list[str]:
         return [name for name in (self.tags.data or "").split(",") if name.strip()]
+
+    def post_fields(self) -> dict[str, Any]:
+        """The post's own fields as the content services take them (empty means none)."""
+        return {
+            "title": self.title.data or "",
+            "markdown": self.markdown.data or "",
+            "tags": self.tag_names(),
+            "slug": self.slug.data or None,
+            "excerpt": self.excerpt.data or None,
+            "featured": self.featured.data,
+            "meta_title": self.meta_title.data or None,
+            "meta_description": self.meta_description.data or None,
+        }
 
 
 class TagForm(FlaskForm):

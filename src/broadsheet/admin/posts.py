@@ -120,14 +120,7 @@ def new_post() -> ResponseReturnValue:
             actor=user,
             authors=[user],
             now=now,
-            title=form.title.data or "",
-            markdown=form.markdown.data or "",
-            tags=form.tag_names(),
-            slug=form.slug.data or None,
-            excerpt=form.excerpt.data or None,
-            featured=form.featured.data,
-            meta_title=form.meta_title.data or None,
-            meta_description=form.meta_description.data or None,
+            **form.post_fields(),
         )
         _apply(action, post, form, settings, user=user, now=now)
         db.session.commit()
@@ -195,14 +188,7 @@ def edit_post(post_id: int) -> ResponseReturnValue:
             actor=user,
             expected_version=int(form.version.data or 0),
             now=now,
-            title=form.title.data or "",
-            markdown=form.markdown.data or "",
-            tags=form.tag_names(),
-            slug=form.slug.data or None,
-            excerpt=form.excerpt.data or None,
-            featured=form.featured.data,
-            meta_title=form.meta_title.data or None,
-            meta_description=form.meta_description.data or None,
+            **form.post_fields(),
         )
         _apply(action, post, form, settings, user=user, now=now)
         db.session.commit()
