@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -39,9 +40,11 @@ from broadsheet.newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from broadsheet.newsletter.tokens import Purpose, make_token
 from tests import services
 from tests.conftest import NOW, base_config
 from tests.smtp import Recorder, free_port
+from tests.tcp_proxy import TcpProxy
 from tests.workers import Worker, delete_queue, running_worker, wait_until
 
 pytestmark = pytest.mark.queue
@@ -438,4 +441,61 @@ def test_a_platform_restart_mid_send_loses_nobody_and_duplicates_at_most_one(
 
         assert wait_until(finished, timeout=SEND_TIMEOUT, interval=1.0), worker.output[-3000:]
     _assert_promise_kept(stack, emails, killed=processes)
+    assert _counts(send.id) == {DeliveryStatus.SENT: total}
+
+
+@both_stacks
+def test_only_readers_who_want_the_post_get_it_and_one_who_leaves_before_the_batch_is_skipped(
+    stack: Stack, make_post: Any
+) -> None:
+    from tests.newsletter import make_subscriber
+
+    everything = [make_subscriber(f"all{n}@example.com").email for n in range(3)]
+    make_subscriber("flask@example.com", tags=["Flask"])
+    make_subscriber("sql-only@example.com", tags=["SQL"])
+    make_subscriber("pending@example.com", status=SubscriberStatus.PENDING)
+    leaving = make_subscriber("leaving@example.com")
+    post: Post = make_post("Flask news", status=PostStatus.DRAFT, tags=["Flask"])
+    send = sending.publish_with_email(db.session, post, actor=OPERATOR, now=NOW)
+    db.session.commit()
+    assert send is not None
+    assert send.recipients == 5  # three for everything, the Flask reader, the one leaving
+    # Frozen at publish, queued, not yet sent: the reader unsubscribes through the site's door.
+    token = make_token(stack.web.config["SECRET_KEY"], Purpose.UNSUBSCRIBE, leaving.id,
+                       leaving.email)  # fmt: skip
+    left = stack.web.test_client().post(f"/unsubscribe/{token}")
+    assert left.status_code == 200
+    with stack.worker() as worker:
+        assert wait_until(lambda: _settled(send.id), timeout=SEND_TIMEOUT), worker.output[-3000:]
+    assert stack.smtp.recipients() == dict.fromkeys([*everything, "flask@example.com"], 1)
+    assert _counts(send.id) == {DeliveryStatus.SENT: 4, DeliveryStatus.SKIPPED: 1}
+
+
+@production_stack
+def test_rabbitmq_lost_and_back_mid_send_delivers_everything(stack: Stack, make_post: Any) -> None:
+    """The worker's road to RabbitMQ is cut mid-send and comes back on the same address, as
+    a restarted broker would (the shared RabbitMQ itself is not restarted under other tests)."""
+    amqp = urlsplit(services.AMQP_URL)
+    road = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
+    port = road.port
+    total = 600
+    emails = _subscribers(total)
+    stack.smtp.delay = 0.003
+    env = {"CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{port}//"}
+    try:
+        with stack.worker(env=env) as worker:
+            send = _publish(make_post)
+            assert wait_until(lambda: stack.smtp.count() >= 100, timeout=SEND_TIMEOUT)
+            road.cut()
+            time.sleep(2.0)
+            road = TcpProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672, port=port)
+
+            def finished() -> bool:
+                stack.tick()  # the beat's sweeper, as in production
+                return _settled(send.id) and len(stack.smtp.recipients()) == total
+
+            assert wait_until(finished, timeout=SEND_TIMEOUT, interval=1.0), worker.output[-3000:]
+    finally:
+        road.cut()
+    _assert_promise_kept(stack, emails, killed=1)
     assert _counts(send.id) == {DeliveryStatus.SENT: total}
