@@ -255,3 +255,21 @@ def test_every_feed_a_page_advertises_is_one_a_reader_can_follow(
         assert feed.titles == ["Advertised"]
     hrefs = {href for _, href in finder.found}
     assert f"{SITE}{own_feed or '/author/maya-okafor/feed/'}" in hrefs
+
+
+@pytest.mark.parametrize(("url", "fmt"), [("/feed/", "rss"), ("/feed.json", "json")])
+def test_feeds_carry_the_name_staff_gave_the_site(
+    client: FlaskClient, make_post: Any, url: str, fmt: str
+) -> None:
+    from broadsheet.accounts.permissions import OPERATOR
+    from broadsheet.extensions import db
+    from broadsheet.settings.services import update_site_settings
+
+    make_post("Renamed site")
+    update_site_settings(
+        db.session, actor=OPERATOR, now=NOW, title="The Renamed Gazette",
+        description="Still written slowly.", timezone="UTC", posts_per_page=10,
+    )  # fmt: skip
+    db.session.commit()
+    feed = read_feed(client, url, fmt)
+    assert feed.title == "The Renamed Gazette"

@@ -19,6 +19,7 @@ from broadsheet.errors import Invalid
 from broadsheet.extensions import csrf, db, limiter, utcnow
 from broadsheet.newsletter import services
 from broadsheet.newsletter.tokens import Purpose
+from broadsheet.settings.services import site_settings
 from broadsheet.site.views import Head
 
 bp = Blueprint("newsletter", __name__, template_folder="templates")
@@ -31,7 +32,7 @@ SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
 
 def _page(template: str, title: str, status: int = 200, **context: Any) -> ResponseReturnValue:
     head = Head(
-        title=f"{title} — {current_app.config['SITE_TITLE']}",
+        title=f"{title} — {site_settings(db.session).title}",
         description=title,
         canonical="",
         noindex=True,

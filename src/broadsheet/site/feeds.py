@@ -42,6 +42,7 @@ from broadsheet.content.queries import (
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
 from broadsheet.page_cache import cache_pages
+from broadsheet.settings.services import site_settings
 from broadsheet.site.http import cacheable
 from broadsheet.urls import absolute_url
 
@@ -113,11 +114,11 @@ def _feed_urls(endpoints: dict[str, str], **values: Any) -> dict[str, str]:
 
 
 def _site_channel() -> Channel:
-    config = current_app.config
+    settings = site_settings(db.session)  # what staff named the site, as the pages show it
     page = home_page(db.session, now=utcnow(), number=1, per_page=FEED_SIZE)
     return Channel(
-        title=config["SITE_TITLE"],
-        description=config["SITE_DESCRIPTION"],
+        title=settings.title,
+        description=settings.description,
         page_url=absolute_url("site.home"),
         feed_urls=_feed_urls(SITE_FEEDS),
         posts=page.items,
@@ -130,7 +131,7 @@ def _tag_channel(slug: str) -> Channel:
     page = tag_archive(
         db.session, tag, now=utcnow(), number=1, per_page=FEED_SIZE, allow_empty=False
     )
-    site = current_app.config["SITE_TITLE"]
+    site = site_settings(db.session).title
     return Channel(
         title=f"{tag.name} — {site}",
         description=tag.description or f"Posts tagged {tag.name} on {site}",
@@ -146,7 +147,7 @@ def _author_channel(slug: str) -> Channel:
     page = author_archive(
         db.session, user, now=utcnow(), number=1, per_page=FEED_SIZE, allow_empty=False
     )
-    site = current_app.config["SITE_TITLE"]
+    site = site_settings(db.session).title
     return Channel(
         title=f"{user.name} — {site}",
         description=user.bio or f"Posts by {user.name} on {site}",
