@@ -64,6 +64,12 @@ def _authenticate() -> Response | None:
     return None
 
 
+def _json_response(body: dict[str, Any]) -> Response:
+    response = Response(json.dumps(body), mimetype="application/json")
+    response.cache_control.no_store = True
+    return response
+
+
 def _etag(post: Post) -> str:
     return f'"post-{post.id}-v{post.version}"'
 
@@ -134,9 +140,7 @@ def list_posts(
         "pagination": {"limit": limit, "page": page, "pages": found.pages,
                        "total": found.total, "next_cursor": None},
     }  # fmt: skip
-    response = Response(json.dumps(body), mimetype="application/json")
-    response.cache_control.no_store = True
-    return response
+    return _json_response(body)
 
 
 @blp.post("/posts/")
@@ -236,10 +240,9 @@ def unpublish_post(post_id: int) -> Response:
 
 
 def _tag_body(tag_id: int) -> dict[str, Any]:
-    for tag, count in tag_services.tags_with_counts(db.session):
-        if tag.id == tag_id:
-            return {"tag": {**schemas.AdminTagSchema().dump(tag), "post_count": count}}
-    abort(404)
+    tag = tag_services.find_tag(db.session, tag_id)
+    count = tag_services.post_count(db.session, tag)
+    return {"tag": {**schemas.AdminTagSchema().dump(tag), "post_count": count}}
 
 
 @blp.get("/tags/")
@@ -250,9 +253,7 @@ def list_tags() -> Response:
     require(g.api_actor, Action.MANAGE_TAGS)
     rows = tag_services.tags_with_counts(db.session)
     tags = [{**schemas.AdminTagSchema().dump(tag), "post_count": count} for tag, count in rows]
-    response = Response(json.dumps({"tags": tags}), mimetype="application/json")
-    response.cache_control.no_store = True
-    return response
+    return _json_response({"tags": tags})
 
 
 @blp.patch("/tags/<int(max=2147483647):tag_id>/")
@@ -267,7 +268,7 @@ def update_tag(changes: dict[str, Any], tag_id: int) -> Response:
     if "description" in changes:
         tag_services.describe_tag(db.session, tag, changes["description"], actor=g.api_actor)
     db.session.commit()
-    return Response(json.dumps(_tag_body(tag_id)), mimetype="application/json")
+    return _json_response(_tag_body(tag_id))
 
 
 @blp.post("/tags/<int(max=2147483647):tag_id>/merge/")
@@ -280,13 +281,7 @@ def merge_tag(options: dict[str, Any], tag_id: int) -> Response:
     target = tag_services.find_tag(db.session, options["into"])
     merged = tag_services.merge_tags(db.session, source, target, actor=g.api_actor)
     db.session.commit()
-    return Response(json.dumps(_tag_body(merged.id)), mimetype="application/json")
-
-
-def _json_response(body: dict[str, Any]) -> Response:
-    response = Response(json.dumps(body), mimetype="application/json")
-    response.cache_control.no_store = True
-    return response
+    return _json_response(_tag_body(merged.id))
 
 
 def _progress(post_id: int) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from broadsheet.content import listing, queries
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import csrf, db, limiter, utcnow
 from broadsheet.newsletter import services as newsletter
-from broadsheet.newsletter.views import SUBSCRIBE_LIMIT
 from broadsheet.page_cache import cache_pages
 from broadsheet.site.http import cacheable
 
@@ -176,7 +175,7 @@ def get_author(slug: str) -> Response:
 
 
 @blp.post("/subscribers/")
-@limiter.limit(SUBSCRIBE_LIMIT)
+@limiter.limit(newsletter.SUBSCRIBE_LIMIT)
 @blp.arguments(schemas.SubscribeSchema)
 @blp.response(202, schemas.AcceptedSchema)
 def subscribe(request_body: dict[str, Any]) -> Response:

@@ -96,6 +96,14 @@ def merge_tags(session: DbSession, source: Tag, target: Tag, *, actor: Actor) ->
     return target
 
 
+def post_count(session: DbSession, tag: Tag) -> int:
+    """How many posts, of any status, carry ``tag``."""
+    return (
+        session.scalar(select(func.count()).select_from(PostTag).where(PostTag.tag_id == tag.id))
+        or 0
+    )
+
+
 def tags_with_counts(session: DbSession) -> list[tuple[Tag, int]]:
     """Every tag with how many posts carry it, by name."""
     counts = select(PostTag.tag_id, func.count().label("posts")).group_by(PostTag.tag_id).subquery()

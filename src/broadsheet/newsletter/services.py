@@ -34,6 +34,9 @@ _email_shape = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 CONFIRMATIONS_PER_TASK = 100
 CSV_FIELDS = ("email", "status", "tags", "consent", "created_at", "confirmed_at")
 
+# How often one address may ask to subscribe, through any door (the site or the API).
+SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
+
 
 def normalise_email(raw: str) -> str:
     """The address as stored: trimmed and lower-cased.  Raises Invalid when it is not one."""

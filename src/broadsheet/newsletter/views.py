@@ -27,7 +27,6 @@ csrf.exempt(bp)
 
 # The form has a field people never see; a bot that fills it in is thanked and ignored.
 HONEYPOT = "website"
-SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
 
 
 def _page(template: str, title: str, status: int = 200, **context: Any) -> ResponseReturnValue:
@@ -48,7 +47,7 @@ def subscribe_form() -> ResponseReturnValue:
 
 
 @bp.post("/subscribe/")
-@limiter.limit(SUBSCRIBE_LIMIT, methods=["POST"])
+@limiter.limit(services.SUBSCRIBE_LIMIT, methods=["POST"])
 def subscribe() -> ResponseReturnValue:
     form = request.form
     if form.get(HONEYPOT):
