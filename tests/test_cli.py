@@ -17,7 +17,9 @@ from broadsheet.accounts.models import ApiToken, Role, User
 from broadsheet.accounts.services import verify_password
 from broadsheet.content.models import Post, PostKind, PostStatus, PostTag, Tag, with_links
 from broadsheet.content.rendering import render_markdown
-from broadsheet.extensions import db
+from broadsheet.extensions import db, utcnow
+from broadsheet.newsletter.models import Subscriber, SubscriberStatus, SubscriberTag
+from broadsheet.newsletter.sending import freeze_recipients
 
 BROADSHEET = [sys.executable, "-c", "from broadsheet.cli import main; main()"]
 
@@ -124,6 +126,52 @@ def test_demo_content_is_deterministic_realistic_and_consistent(
         == 0
     )
     assert _snapshot() == first
+
+
+def test_demo_subscribers_look_like_a_real_list_and_a_publish_finds_its_readers(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    args = ["demo", "--posts", "40", "--tags", "20", "--authors", "2"]
+    assert runner.invoke(args=args).exit_code == 0
+    without = _snapshot()
+    db.session.remove()
+    from tests.conftest import _empty_tables
+
+    _empty_tables()
+    result = runner.invoke(args=[*args, "--subscribers", "600"])
+    assert result.exit_code == 0, result.output
+    assert "and 600 subscribers" in result.output
+    assert _snapshot() == without  # asking for subscribers changes no post
+
+    readers = db.session.scalars(select(Subscriber)).all()
+    assert len(readers) == 600
+    assert len({r.email for r in readers}) == 600
+    by_status = {s: sum(r.status is s for r in readers) for s in SubscriberStatus}
+    assert by_status[SubscriberStatus.CONFIRMED] > 450
+    assert by_status[SubscriberStatus.PENDING] > 0
+    assert by_status[SubscriberStatus.UNSUBSCRIBED] > 0
+    for reader in readers:
+        assert (reader.confirmed_at is None) == (reader.status is SubscriberStatus.PENDING)
+        assert (reader.unsubscribed_at is None) != (reader.status is SubscriberStatus.UNSUBSCRIBED)
+    choosers = db.session.scalars(select(SubscriberTag.subscriber_id).distinct()).all()
+    confirmed = {r.id for r in readers if r.status is SubscriberStatus.CONFIRMED}
+    assert 0 < len(choosers) < len(confirmed) // 2
+    assert set(choosers) <= confirmed
+
+    # Freezing a post's recipients takes everyone confirmed but those who chose other tags.
+    post = db.session.scalars(
+        select(Post).where(Post.kind == PostKind.POST, Post.status == PostStatus.PUBLISHED)
+    ).first()
+    assert post is not None
+    send = freeze_recipients(db.session, post.id, now=utcnow())
+    assert send is not None
+    takes_all = confirmed - set(choosers)
+    assert len(takes_all) <= send.recipients < len(confirmed)
+    db.session.rollback()
+
+    # Run again, it adds readers beside the first ones.
+    assert runner.invoke(args=["demo", "--posts", "0", "--subscribers", "50"]).exit_code == 0
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 650
 
 
 def _run(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -154,17 +154,23 @@ def register_commands(app: Flask) -> None:
     @click.option("--posts", default=60, show_default=True, type=click.IntRange(0, 10_000_000))
     @click.option("--tags", default=40, show_default=True, type=click.IntRange(1, 100_000))
     @click.option("--authors", default=4, show_default=True, type=click.IntRange(1, 1000))
+    @click.option(
+        "--subscribers", default=0, show_default=True, type=click.IntRange(0, 10_000_000),
+        help="Newsletter subscribers to add: mostly confirmed, some choosing tags.",
+    )  # fmt: skip
     @click.option("--seed", default=1, show_default=True, type=int)
     @door
-    def demo(posts: int, tags: int, authors: int, seed: int) -> None:
+    def demo(posts: int, tags: int, authors: int, subscribers: int, seed: int) -> None:
         """Fill the database with realistic, deterministic demo content."""
         started = time.perf_counter()
         report = demo_content.fill(
-            db.session, posts=posts, tags=tags, authors=authors, now=utcnow(), seed=seed
-        )
+            db.session, posts=posts, tags=tags, authors=authors, subscribers=subscribers,
+            now=utcnow(), seed=seed,
+        )  # fmt: skip
         click.echo(
-            f"Added {report.posts} posts, {report.tags} tags, {report.authors} authors and "
-            f"{report.pages} pages in {time.perf_counter() - started:.1f} s."
+            f"Added {report.posts} posts, {report.tags} tags, {report.authors} authors, "
+            f"{report.pages} pages and {report.subscribers} subscribers "
+            f"in {time.perf_counter() - started:.1f} s."
         )
 
     @cli.command("run")

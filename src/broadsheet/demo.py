@@ -11,18 +11,19 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import select
 
 from broadsheet.accounts.models import Role, User
+from broadsheet.bulk import bulk_insert, next_id, reset_sequence
 from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, PostTag, Tag
 from broadsheet.content.rendering import render_markdown
 from broadsheet.content.services import RESERVED_SLUGS, create_post
 from broadsheet.extensions import DbSession
+from broadsheet.newsletter.demo import fill_subscribers
 from broadsheet.page_cache import mark_changed
 from broadsheet.slugs import make_slug
 
@@ -122,6 +123,7 @@ AUTHORS = [
     ("Amara Nwosu", "Teaches Python at night and ships it by day."),
     ("Sofia Rossi", "Security reviews, threat models and the occasional rant."),
 ]
+POPULAR_TAGS = 100  # the tags demo subscribers choose from
 PAGES = [
     ("About", "about", "This blog is written by a small team that builds things in Python.\n\n"
      "We write about what we learn, what breaks, and what we would do again."),
@@ -136,7 +138,7 @@ class DemoReport:
     tags: int = 0
     authors: int = 0
     pages: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
+    subscribers: int = 0
 
 
 @dataclass(frozen=True)
@@ -178,37 +180,6 @@ class _Zipf:
         return chosen
 
 
-def _next_id(session: DbSession, column: Any) -> int:
-    return int(session.scalar(select(func.coalesce(func.max(column), 0))) or 0) + 1
-
-
-def _bulk_insert(session: DbSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """COPY on PostgreSQL (fastest), executemany elsewhere; explicit ids throughout."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    if session.get_bind().dialect.name == "postgresql":
-        raw: Any = session.connection().connection.dbapi_connection
-        with raw.cursor() as cursor:
-            statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-            with cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row([row[c] for c in columns])
-    else:
-        for start in range(0, len(rows), 5000):
-            session.execute(insert(table), list(rows[start : start + 5000]))
-
-
-def _reset_sequence(session: DbSession, table: str) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
-            )
-        )
-
-
 def fill(
     session: DbSession,
     *,
@@ -217,11 +188,13 @@ def fill(
     authors: int,
     now: datetime,
     seed: int = 1,
+    subscribers: int = 0,
 ) -> DemoReport:
-    """Add demo authors, tags, posts and pages; flushes, the caller commits.
+    """Add demo authors, tags, posts, pages and subscribers; flushes, the caller commits.
 
-    The same seed gives the same content.  Run again, it adds more posts and
-    reuses the authors and tags already there.
+    The same seed gives the same content (the subscribers draw from their own
+    generator, so asking for them changes no post).  Run again, it adds more
+    posts and subscribers and reuses the authors and tags already there.
     """
     mark_changed(session)  # rows go in with COPY, which no session event sees
     rng = random.Random(seed)
@@ -241,7 +214,7 @@ def fill(
 
     taken = set(session.scalars(select(Post.slug))) | RESERVED_SLUGS
     tag_draw = _Zipf(len(tag_ids), rng)
-    post_id = _next_id(session, Post.id)
+    post_id = next_id(session, Post.id)
     span = timedelta(days=3650)
     start = now - span
     post_rows, tag_rows, author_rows = [], [], []
@@ -303,11 +276,18 @@ def fill(
                 }
             )
         post_id += 1
-    _bulk_insert(session, Post.__table__, post_rows)  # type: ignore[arg-type]
-    _bulk_insert(session, PostTag.__table__, tag_rows)  # type: ignore[arg-type]
-    _bulk_insert(session, PostAuthor.__table__, author_rows)  # type: ignore[arg-type]
-    _reset_sequence(session, "posts")
+    bulk_insert(session, Post.__table__, post_rows)  # type: ignore[arg-type]
+    bulk_insert(session, PostTag.__table__, tag_rows)  # type: ignore[arg-type]
+    bulk_insert(session, PostAuthor.__table__, author_rows)  # type: ignore[arg-type]
+    reset_sequence(session, "posts")
     report.posts = posts
+    report.subscribers = fill_subscribers(
+        session,
+        subscribers,
+        tag_ids=tag_ids[:-1][:POPULAR_TAGS],  # the last is the internal one
+        now=now,
+        rng=random.Random(f"{seed}:subscribers"),
+    )
     return report
 
 
@@ -376,25 +356,25 @@ def _ensure_tags(
 ) -> list[int]:
     existing: dict[str, int] = dict(session.execute(select(Tag.slug, Tag.id)).all())
     rows = []
-    next_id = _next_id(session, Tag.id)
+    tag_id = next_id(session, Tag.id)
     ids = []
     for name in [*names, "#featured-in-newsletter"]:
         slug = make_slug(name)
         if slug not in existing:
-            existing[slug] = next_id
+            existing[slug] = tag_id
             rows.append(
                 {
-                    "id": next_id,
+                    "id": tag_id,
                     "name": name,
                     "slug": slug,
                     "created_at": now,
                     "description": f"Posts about {name}." if _described(name) else "",
                 }
             )
-            next_id += 1
+            tag_id += 1
         ids.append(existing[slug])
-    _bulk_insert(session, Tag.__table__, rows)  # type: ignore[arg-type]
-    _reset_sequence(session, "tags")
+    bulk_insert(session, Tag.__table__, rows)  # type: ignore[arg-type]
+    reset_sequence(session, "tags")
     report.tags = len(rows)
     return ids
 
