@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,7 +132,9 @@ def publish(site: Flask, author: Any) -> Any:
     return make
 
 
-def fetch(client: FlaskClient, url: str, **kwargs: Any) -> tuple[TestResponse, int]:
+def fetch(
+    client: FlaskClient, url: str, method: str = "GET", **kwargs: Any
+) -> tuple[TestResponse, int]:
     """The response to ``url`` and how many SQL statements answering it took."""
     statements: list[str] = []
 
@@ -141,7 +144,7 @@ def fetch(client: FlaskClient, url: str, **kwargs: Any) -> tuple[TestResponse, i
     engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
     try:
-        response = client.get(url, **kwargs)
+        response = client.open(url, method=method, **kwargs)
     finally:
         event.remove(engine, "before_cursor_execute", record)
     return response, len(statements)
@@ -233,6 +236,48 @@ def test_a_post_published_through_the_service_is_on_the_next_page(
         assert b"Fresh news" in response.data, url
         assert response.headers["X-Cache"] == "MISS"
     assert reader.get("/fresh-news/").status_code == 200
+
+
+def test_a_change_made_by_another_process_reaches_the_pages_this_one_holds(
+    site: Flask, reader: FlaskClient, earlier: Post, author: Any, database_url: str
+) -> None:
+    # Another web process on the same store: same instance folder, or same Redis prefix.
+    same_store = base_config(
+        Path(site.instance_path),
+        database_url,
+        PAGE_CACHE_URL=site.config.get("PAGE_CACHE_URL") or "",
+        PAGE_CACHE_PREFIX=site.config.get("PAGE_CACHE_PREFIX") or "",
+    )
+    for url in READS:
+        reader.get(url)
+        assert reader.get(url).headers["X-Cache"] == "HIT"  # now held in this process too
+    with another_app(site, same_store) as other:
+        elsewhere = other.test_client()
+        for url in READS:
+            assert elsewhere.get(url).status_code == 200
+        writer = db.session.get(type(author), author.id)  # the other process's own copy
+        content.create_post(
+            db.session, title="From elsewhere", markdown="Hi.", authors=[writer],
+            tags=["Flask"], status=PostStatus.PUBLISHED, now=utcnow(),
+        )  # fmt: skip
+        db.session.commit()  # committed in the other process's app
+    for url in READS:
+        response = reader.get(url)
+        assert b"From elsewhere" in response.data, url
+        assert response.headers["X-Cache"] == "MISS"
+
+
+def test_a_head_request_gets_the_cached_headers_and_no_body(
+    reader: FlaskClient, earlier: Post
+) -> None:
+    first = reader.get("/feed/")
+    head, queries = fetch(reader, "/feed/", method="HEAD")
+    assert head.status_code == 200
+    assert head.headers["X-Cache"] == "HIT"
+    assert queries == 0
+    assert head.data == b""
+    assert head.headers["Content-Length"] == str(len(first.data))
+    assert head.headers["Content-Type"] == first.headers["Content-Type"]
 
 
 def test_a_post_published_through_the_admin_api_is_on_the_next_page(

@@ -12,10 +12,12 @@ the site's *content generation* it was built in, a random token that is
 replaced after each commit that changed what readers can see (posts, tags,
 their links, staff names and the site's settings: ``WATCHED_TABLES``), the
 scheduler's publishing included, and on every start of the app, so that a
-deploy with new templates begins afresh.  One read of the store fetches the
-current token and the page together (one round trip to Redis); a page of
-another generation is stale, and the next miss overwrites it.  The store's
-own expiry only frees the space of pages nobody asks for.
+deploy with new templates begins afresh.  Every cached request reads the
+current token (a small file, or one GET from Redis); a page of another
+generation is stale, and the next miss overwrites it.  Each process also
+keeps its own copies of the pages it served last, used under the very same
+check, so a hit reads the token and nothing else.  The store's own expiry
+only frees the space of pages nobody asks for.
 
 Why a random token rather than a counter: two processes replacing it at the
 same moment cannot lose an update that matters, since whichever lands last
@@ -23,11 +25,12 @@ is still a token no reader has seen before it was written, and a page is
 stored under the token read *before* its queries ran.  For the same reason a
 store that drops the token (eviction, a restart) only costs a fresh one.
 
-Stores are interchangeable behind ``PageStore`` (cachelib's interface):
-``RedisCache`` when ``PAGE_CACHE_URL`` names a Redis server, shared by every
-machine; ``FileSystemCache`` under the instance folder by default, shared by
-the processes of one machine with no server to run.  A store that fails
-(Redis down) makes pages uncached, never an error.
+Stores are interchangeable behind ``PageStore`` (cachelib's interface) and
+``GenerationStore``: Redis when ``PAGE_CACHE_URL`` names a server, shared by
+every machine; by default a folder under the instance folder (cachelib's
+``FileSystemCache`` and a token file), shared by the processes of one
+machine with no server to run.  A store that fails (Redis down) makes pages
+uncached, never an error.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -68,6 +74,7 @@ ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at
 # Far in the future, so that a store evicting the soonest-expiring entries takes this last.
 GENERATION_SECONDS = 10 * 365 * 24 * 3600
 EMBEDDED_MAX_ENTRIES = 20_000
+MEMORY_BYTES = 32 * 1024 * 1024  # each process's copies of the pages it served last
 REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
 # Headers that belong to one request, not to the page: a hit gets its own.
 PER_REQUEST_HEADERS = frozenset({"x-request-id", "x-cache", "set-cookie", "content-length"})
@@ -75,28 +82,72 @@ STATE = "broadsheet.page_cache.lookup"  # in the WSGI environ, from the middlewa
 
 
 class PageStore(Protocol):
-    """What the page cache needs of a store: the get/set of cachelib's ``BaseCache``."""
+    """What the page cache needs of a store for pages: the get/set of cachelib's ``BaseCache``."""
 
     def get(self, key: str) -> Any: ...
-
-    def get_many(self, *keys: str) -> list[Any]: ...
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> Any: ...
 
 
-def redis_store(url: str, prefix: str) -> PageStore:
+class GenerationStore(Protocol):
+    """Where the current content generation lives; read on every cached request, so cheap.
+
+    Both methods raise ``OSError`` or ``RedisError`` when the store fails.
+    """
+
+    def read(self) -> str | None: ...
+
+    def write(self, token: str) -> None: ...
+
+
+class RedisGeneration:
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client, self.key = client, key
+
+    def read(self) -> str | None:
+        token = self.client.get(self.key)
+        return token.decode() if isinstance(token, bytes) else None
+
+    def write(self, token: str) -> None:
+        self.client.set(self.key, token)
+
+
+class FileGeneration:
+    """The token in a small file, replaced whole (a reader never sees half of one)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> str | None:
+        try:
+            with open(self.path, "rb") as file:
+                return file.read(64).decode("ascii") or None
+        except FileNotFoundError:
+            return None
+
+    def write(self, token: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        spare = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
+        spare.write_text(token, encoding="ascii")
+        spare.replace(self.path)
+
+
+def redis_stores(url: str, prefix: str) -> tuple[PageStore, GenerationStore]:
     client = redis.Redis.from_url(
         url,
         socket_timeout=REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
     )
-    return RedisCache(host=client, key_prefix=prefix, default_timeout=ENTRY_SECONDS)
+    pages = RedisCache(host=client, key_prefix=prefix, default_timeout=ENTRY_SECONDS)
+    return pages, RedisGeneration(client, f"{prefix}{GENERATION_KEY}")
 
 
-def embedded_store(folder: Path) -> PageStore:
-    return FileSystemCache(
-        str(folder), threshold=EMBEDDED_MAX_ENTRIES, default_timeout=ENTRY_SECONDS
+def embedded_stores(folder: Path) -> tuple[PageStore, GenerationStore]:
+    """Pages in cachelib's folder of files; the token beside it, where its pruning never looks."""
+    pages = FileSystemCache(
+        str(folder / "pages"), threshold=EMBEDDED_MAX_ENTRIES, default_timeout=ENTRY_SECONDS
     )
+    return pages, FileGeneration(folder / GENERATION_KEY)
 
 
 @dataclass(frozen=True)
@@ -109,41 +160,83 @@ class Entry:
     body: bytes
 
 
+class _Recent:
+    """This process's copies of the pages it served last, up to a number of bytes.
+
+    A copy is used only while its generation is the current one, exactly like
+    a page in the shared store: it saves reading and unpickling the page, not
+    the check that it is still good.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.used = budget, 0
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, url: str) -> Entry | None:
+        with self.lock:
+            entry = self.entries.get(url)
+            if entry is not None:
+                self.entries.move_to_end(url)
+            return entry
+
+    def put(self, url: str, entry: Entry) -> None:
+        size = len(entry.body)
+        if size > self.budget // 4:
+            return
+        with self.lock:
+            old = self.entries.pop(url, None)
+            self.used += size - (len(old.body) if old else 0)
+            self.entries[url] = entry
+            while self.used > self.budget:
+                _, dropped = self.entries.popitem(last=False)
+                self.used -= len(dropped.body)
+
+
 class PageCache:
     """Pages by URL, each valid in the content generation it was built in."""
 
-    def __init__(self, store: PageStore) -> None:
+    def __init__(
+        self, store: PageStore, generation: GenerationStore, memory: int = MEMORY_BYTES
+    ) -> None:
         self.store = store
+        self.generation = generation
+        self.recent = _Recent(memory)
         self._failing = False
         self._owed = False
 
     def invalidate(self) -> str | None:
         """Make every stored page stale at once; returns the new token (None if it failed)."""
         token = secrets.token_hex(8)
-        worked, stored = self._call(self.store.set, GENERATION_KEY, token, GENERATION_SECONDS)
+        worked, _ = self._call(self.generation.write, token)
         # Owed until it works: this process replaces the token before it serves anything.
-        self._owed = not worked or stored is False
+        self._owed = not worked
         return None if self._owed else token
 
     def lookup(self, url: str) -> tuple[str | None, Entry | None]:
-        """The current token and the page stored for ``url`` in it, in one read of the store.
+        """The current token and the page kept for ``url`` in it.
 
         The token is None when the store fails; the page is None when there is none of
         this generation (one of an older generation is stale, and is overwritten).
         """
         if self._owed and self.invalidate() is None:
             return None, None
-        worked, found = self._call(self.store.get_many, GENERATION_KEY, _key(url))
+        worked, token = self._call(self.generation.read)
         if not worked:
             return None, None
-        token, entry = found
-        if not isinstance(token, str):
+        if not token:
             return self.invalidate(), None
-        if isinstance(entry, Entry) and entry.generation == token:
+        entry = self.recent.get(url)
+        if entry is not None and entry.generation == token:
+            return token, entry
+        worked, entry = self._call(self.store.get, _key(url))
+        if worked and isinstance(entry, Entry) and entry.generation == token:
+            self.recent.put(url, entry)
             return token, entry
         return token, None
 
     def put(self, url: str, entry: Entry) -> None:
+        self.recent.put(url, entry)
         self._call(self.store.set, _key(url), entry, ENTRY_SECONDS)
 
     def _call(self, method: Any, *args: Any) -> tuple[bool, Any]:
@@ -178,10 +271,10 @@ def init_app(app: Flask) -> None:
         app.extensions[EXTENSION] = None
         return
     if url:
-        store = redis_store(url, app.config.get("PAGE_CACHE_PREFIX") or "broadsheet:page:")
+        stores = redis_stores(url, app.config.get("PAGE_CACHE_PREFIX") or "broadsheet:page:")
     else:
-        store = embedded_store(Path(app.instance_path) / "page-cache")
-    cache = PageCache(store)
+        stores = embedded_stores(Path(app.instance_path) / "page-cache")
+    cache = PageCache(*stores)
     app.extensions[EXTENSION] = cache
     cache.invalidate()
     app.wsgi_app = PageCacheMiddleware(app.wsgi_app, cache, app)  # type: ignore[method-assign]
@@ -252,14 +345,26 @@ class PageCacheMiddleware:
         self, entry: Entry, environ: WSGIEnvironment, start_response: StartResponse, started: float
     ) -> Iterable[bytes]:
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
-        response = Response(entry.body, entry.status, entry.headers)
-        response.headers["X-Cache"] = "HIT"
-        response.headers[REQUEST_ID_HEADER] = request_id
+        answer: Iterable[bytes]
         if "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MODIFIED_SINCE" in environ:
+            response = Response(entry.body, entry.status, entry.headers)
+            response.headers["X-Cache"] = "HIT"
+            response.headers[REQUEST_ID_HEADER] = request_id
             response.make_conditional(environ)  # the stored ETag and date answer with a 304
+            status, answer = response.status_code, response(environ, start_response)
+        else:  # the common case, answered without building a Response
+            headers = [
+                *entry.headers,
+                ("Content-Length", str(len(entry.body))),
+                ("X-Cache", "HIT"),
+                (REQUEST_ID_HEADER, request_id),
+            ]
+            start_response(f"{entry.status} {HTTPStatus(entry.status).phrase}", headers)
+            status = entry.status
+            answer = [] if environ["REQUEST_METHOD"] == "HEAD" else [entry.body]
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-        log_request(environ["REQUEST_METHOD"], path, response.status_code, started, request_id)
-        return response(environ, start_response)
+        log_request(environ["REQUEST_METHOD"], path, status, started, request_id)
+        return answer
 
     def _keep(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Call the app; store its answer when ``_mark_shareable`` said it may be."""
