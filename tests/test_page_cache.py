@@ -214,6 +214,47 @@ def test_a_cached_answer_is_logged_with_its_own_request_id(
     assert line.request_id == "cached-1"  # type: ignore[attr-defined]
 
 
+def _counts(client: FlaskClient, url: str) -> tuple[TestResponse, int]:
+    """The response to ``url`` and how many counting statements answering it ran."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return response, sum("count(" in statement.lower() for statement in statements)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("/", "/page/2/"), ("/tag/flask/", "/tag/flask/page/2/"), ("/", "/feed/")],
+)
+def test_a_listing_total_is_counted_once_until_the_content_changes(
+    reader: FlaskClient, publish: Any, first: str, second: str
+) -> None:
+    for number in range(12):
+        publish(f"Story {number}", published_at=NOW - timedelta(hours=number + 1))
+    response, counted = _counts(reader, first)
+    assert response.headers["X-Cache"] == "MISS"
+    assert counted == 1
+    response, counted = _counts(reader, second)  # another page over the same total
+    assert response.headers["X-Cache"] == "MISS"
+    assert counted == 0
+    if "page/2" in second:
+        assert b"Page 2 of 2" in response.data
+
+    for number in range(10):
+        publish(f"Later {number}", published_at=NOW - timedelta(minutes=number + 1))
+    response, counted = _counts(reader, second)
+    assert counted == 1  # a new generation counts afresh
+    if "page/2" in second:
+        assert b"Page 2 of 3" in response.data
+
+
 # Every change shows on the very next request --------------------------------------------------
 
 

@@ -41,16 +41,24 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import flask
 import redis
 from cachelib import FileSystemCache, RedisCache
-from flask import Blueprint, Flask, Response, current_app, has_app_context, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    has_app_context,
+    has_request_context,
+    request,
+)
 from flask_login.config import COOKIE_NAME
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
@@ -75,10 +83,12 @@ ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at
 GENERATION_SECONDS = 10 * 365 * 24 * 3600
 EMBEDDED_MAX_ENTRIES = 20_000
 MEMORY_BYTES = 32 * 1024 * 1024  # each process's copies of the pages it served last
+MEMORY_VALUES = 10_000  # and of the listing totals it used last
 REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
 # Headers that belong to one request, not to the page: a hit gets its own.
 PER_REQUEST_HEADERS = frozenset({"x-request-id", "x-cache", "set-cookie", "content-length"})
 STATE = "broadsheet.page_cache.lookup"  # in the WSGI environ, from the middleware to Flask
+V = TypeVar("V")
 
 
 class PageStore(Protocol):
@@ -160,37 +170,37 @@ class Entry:
     body: bytes
 
 
-class _Recent:
-    """This process's copies of the pages it served last, up to a number of bytes.
+class _Recent(Generic[V]):
+    """This process's copies of what it used last, up to a weight (bytes, or a count).
 
     A copy is used only while its generation is the current one, exactly like
     a page in the shared store: it saves reading and unpickling the page, not
     the check that it is still good.
     """
 
-    def __init__(self, budget: int) -> None:
-        self.budget, self.used = budget, 0
-        self.entries: OrderedDict[str, Entry] = OrderedDict()
+    def __init__(self, budget: int, weigh: Callable[[V], int]) -> None:
+        self.budget, self.used, self.weigh = budget, 0, weigh
+        self.entries: OrderedDict[str, V] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, url: str) -> Entry | None:
+    def get(self, key: str) -> V | None:
         with self.lock:
-            entry = self.entries.get(url)
-            if entry is not None:
-                self.entries.move_to_end(url)
-            return entry
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
 
-    def put(self, url: str, entry: Entry) -> None:
-        size = len(entry.body)
-        if size > self.budget // 4:
+    def put(self, key: str, value: V) -> None:
+        weight = self.weigh(value)
+        if weight > self.budget // 4:
             return
         with self.lock:
-            old = self.entries.pop(url, None)
-            self.used += size - (len(old.body) if old else 0)
-            self.entries[url] = entry
+            old = self.entries.pop(key, None)
+            self.used += weight - (self.weigh(old) if old is not None else 0)
+            self.entries[key] = value
             while self.used > self.budget:
                 _, dropped = self.entries.popitem(last=False)
-                self.used -= len(dropped.body)
+                self.used -= self.weigh(dropped)
 
 
 class PageCache:
@@ -201,7 +211,8 @@ class PageCache:
     ) -> None:
         self.store = store
         self.generation = generation
-        self.recent = _Recent(memory)
+        self.recent: _Recent[Entry] = _Recent(memory, lambda entry: len(entry.body))
+        self.values: _Recent[tuple[str, int]] = _Recent(MEMORY_VALUES, lambda _value: 1)
         self._failing = False
         self._owed = False
 
@@ -238,6 +249,21 @@ class PageCache:
     def put(self, url: str, entry: Entry) -> None:
         self.recent.put(url, entry)
         self._call(self.store.set, _key(url), entry, ENTRY_SECONDS)
+
+    def remember(self, generation: str, name: str, compute: Callable[[], int]) -> int:
+        """The number called ``name`` in ``generation``: computed once, then shared."""
+        key = _key(f"value:{name}")
+        held = self.values.get(key)
+        if held is not None and held[0] == generation:
+            return held[1]
+        worked, stored = self._call(self.store.get, key)
+        if worked and isinstance(stored, tuple) and stored[0] == generation:
+            value = int(stored[1])
+        else:
+            value = compute()
+            self._call(self.store.set, key, (generation, value), ENTRY_SECONDS)
+        self.values.put(key, (generation, value))
+        return value
 
     def _call(self, method: Any, *args: Any) -> tuple[bool, Any]:
         """Whether the store answered, and its answer; a failure is logged once until it works."""
@@ -290,6 +316,24 @@ def invalidate(app: Flask) -> None:
     cache = page_cache(app)
     if cache is not None:
         cache.invalidate()
+
+
+def remember(name: str, compute: Callable[[], int]) -> int:
+    """A number derived from content (a listing's total), computed once per content generation.
+
+    Pass it where a query takes a ``Remember``.  Within an anonymous request
+    that the page cache looked up, the number is kept under that request's
+    generation, in this process and in the store, so the second page of the
+    home page or another process's miss reuses the first one's count; it is
+    stored under the token read before any query ran, so, like a page, it can
+    never outlive a change.  Anywhere else (staff, the cache off, the store
+    down) it is simply computed.
+    """
+    lookup: _Lookup | None = request.environ.get(STATE) if has_request_context() else None
+    cache = page_cache(current_app) if lookup is not None else None
+    if lookup is None or cache is None:
+        return compute()
+    return cache.remember(lookup.generation, name, compute)
 
 
 # Serving from the cache -----------------------------------------------------------------------

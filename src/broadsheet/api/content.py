@@ -11,6 +11,7 @@ from flask import Response, current_app, json, request
 from flask_smorest import Blueprint
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from broadsheet import page_cache
 from broadsheet.api import schemas
 from broadsheet.api.errors import domain_problem
 from broadsheet.content import listing, queries
@@ -103,7 +104,13 @@ def list_posts(
     )
     after = decode_cursor(cursor, wanted.order) if cursor else None
     found = listing.list_posts(
-        db.session, wanted, now=utcnow(), limit=limit, page=page, after=after
+        db.session,
+        wanted,
+        now=utcnow(),
+        limit=limit,
+        page=page,
+        after=after,
+        remember=page_cache.remember,
     )
     next_cursor = encode_cursor(found.next, wanted.order) if found.next else None
     headers = {"Link": _link(cursor=next_cursor, page=None)} if next_cursor else {}

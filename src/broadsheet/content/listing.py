@@ -15,7 +15,7 @@ from sqlalchemy import Select, and_, func, or_, select
 
 from broadsheet.accounts.models import User
 from broadsheet.content.models import Post, PostAuthor, PostKind, PostTag, Tag, with_links
-from broadsheet.content.queries import public_posts_query
+from broadsheet.content.queries import Remember, compute, public_posts_query
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
 
@@ -93,6 +93,7 @@ def list_posts(
     limit: int,
     page: int | None = None,
     after: Position | None = None,
+    remember: Remember = compute,
 ) -> Listing:
     """One page of public posts: by number (with a total) or after a cursor position.
 
@@ -118,7 +119,8 @@ def list_posts(
         )
         query = query.where(or_(beyond, same))
     else:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        counted = select(func.count()).select_from(query.subquery())
+        total = remember(f"filtered:{wanted!r}", lambda: session.scalar(counted) or 0)
         page = page or 1
         if page > 1 and (page - 1) * limit >= total:
             raise NotFound(f"there is no page {page}")

@@ -5,6 +5,10 @@ holds (a count, the page's ids through an index, the posts, their tags and
 their authors), and nothing a reader must not see leaves it: drafts,
 scheduled posts, pages (in listings) and internal tags.
 
+A listing's total, which counts every matching row, is the one cost that
+grows with the site: callers may pass a ``Remember`` that keeps it for as
+long as the content is unchanged (the site passes the page cache's).
+
 Listings may be asked to treat an empty first page as missing
 (``allow_empty=False``): the public site does, so that a tag used only by
 drafts, or a staff member who has published nothing, has no page at all.
@@ -13,7 +17,7 @@ drafts, or a staff member who has published nothing, has no page at all.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +36,14 @@ from broadsheet.content.models import (
 )
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
+
+# Given a name for a number and how to compute it, the number (perhaps kept from before).
+Remember = Callable[[str, Callable[[], int]], int]
+
+
+def compute(_name: str, count: Callable[[], int]) -> int:
+    """The ``Remember`` that keeps nothing."""
+    return count()
 
 
 @dataclass(frozen=True)
@@ -93,9 +105,13 @@ def _page_of_links(
     number: int,
     per_page: int,
     allow_empty: bool,
+    remember: Remember,
 ) -> Page:
     where = (owner_column == owner_id, link.published_at <= now)
-    total = session.scalar(select(func.count()).select_from(link).where(*where)) or 0
+    total = remember(
+        f"{link.__tablename__}:{owner_id}",
+        lambda: session.scalar(select(func.count()).select_from(link).where(*where)) or 0,
+    )
     _check_page(number, total, per_page, allow_empty=allow_empty)
     ids: list[int] = list(
         session.scalars(
@@ -131,13 +147,15 @@ def _page_of_posts(
     since: datetime | None = None,
     until: datetime | None = None,
     allow_empty: bool = True,
+    remember: Remember = compute,
 ) -> Page:
     query = public_posts_query(now)
     if since is not None:
         query = query.where(Post.published_at >= since)
     if until is not None:
         query = query.where(Post.published_at < until)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    counted = select(func.count()).select_from(query.order_by(None).subquery())
+    total = remember(f"posts:{since}:{until}", lambda: session.scalar(counted) or 0)
     _check_page(number, total, per_page, allow_empty=allow_empty)
     ids = list(
         session.scalars(
@@ -147,8 +165,15 @@ def _page_of_posts(
     return Page(_load_in_order(session, ids), number, per_page, total)
 
 
-def home_page(session: DbSession, *, now: datetime, number: int, per_page: int) -> Page:
-    return _page_of_posts(session, now=now, number=number, per_page=per_page)
+def home_page(
+    session: DbSession,
+    *,
+    now: datetime,
+    number: int,
+    per_page: int,
+    remember: Remember = compute,
+) -> Page:
+    return _page_of_posts(session, now=now, number=number, per_page=per_page, remember=remember)
 
 
 def date_archive(
@@ -160,6 +185,7 @@ def date_archive(
     number: int,
     per_page: int,
     allow_empty: bool = True,
+    remember: Remember = compute,
 ) -> Page:
     """Posts of one year or one month (UTC), newest first."""
     if not 1 <= year <= 9998 or (month is not None and not 1 <= month <= 12):
@@ -177,6 +203,7 @@ def date_archive(
         since=since,
         until=until,
         allow_empty=allow_empty,
+        remember=remember,
     )
 
 
@@ -195,6 +222,7 @@ def tag_archive(
     number: int,
     per_page: int,
     allow_empty: bool = True,
+    remember: Remember = compute,
 ) -> Page:
     return _page_of_links(
         session,
@@ -205,6 +233,7 @@ def tag_archive(
         number=number,
         per_page=per_page,
         allow_empty=allow_empty,
+        remember=remember,
     )
 
 
@@ -223,6 +252,7 @@ def author_archive(
     number: int,
     per_page: int,
     allow_empty: bool = True,
+    remember: Remember = compute,
 ) -> Page:
     return _page_of_links(
         session,
@@ -233,6 +263,7 @@ def author_archive(
         number=number,
         per_page=per_page,
         allow_empty=allow_empty,
+        remember=remember,
     )
 
 

@@ -26,6 +26,7 @@ from feedgen.feed import FeedGenerator
 from flask import Blueprint, Response, abort, current_app
 from lxml import etree
 
+from broadsheet import page_cache
 from broadsheet.accounts.models import User
 from broadsheet.content.models import Post, Tag
 from broadsheet.content.queries import (
@@ -115,7 +116,9 @@ def _feed_urls(endpoints: dict[str, str], **values: Any) -> dict[str, str]:
 
 def _site_channel() -> Channel:
     settings = site_settings(db.session)  # what staff named the site, as the pages show it
-    page = home_page(db.session, now=utcnow(), number=1, per_page=FEED_SIZE)
+    page = home_page(
+        db.session, now=utcnow(), number=1, per_page=FEED_SIZE, remember=page_cache.remember
+    )
     return Channel(
         title=settings.title,
         description=settings.description,
@@ -129,7 +132,13 @@ def _tag_channel(slug: str) -> Channel:
     # Like the tag's page, its feed exists once the tag has a public post.
     tag = public_tag(db.session, slug)
     page = tag_archive(
-        db.session, tag, now=utcnow(), number=1, per_page=FEED_SIZE, allow_empty=False
+        db.session,
+        tag,
+        now=utcnow(),
+        number=1,
+        per_page=FEED_SIZE,
+        allow_empty=False,
+        remember=page_cache.remember,
     )
     site = site_settings(db.session).title
     return Channel(
@@ -145,7 +154,13 @@ def _author_channel(slug: str) -> Channel:
     # Staff who have published nothing have no page and no feed.
     user = author_by_slug(db.session, slug)
     page = author_archive(
-        db.session, user, now=utcnow(), number=1, per_page=FEED_SIZE, allow_empty=False
+        db.session,
+        user,
+        now=utcnow(),
+        number=1,
+        per_page=FEED_SIZE,
+        allow_empty=False,
+        remember=page_cache.remember,
     )
     site = site_settings(db.session).title
     return Channel(

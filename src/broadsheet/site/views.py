@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.routing import RequestRedirect
 
+from broadsheet import page_cache
 from broadsheet.content import queries
 from broadsheet.content.models import Post, PostKind, Tag
 from broadsheet.errors import NotFound
@@ -251,7 +252,9 @@ def _listing(
 def home(number: int | None = None) -> Response:
     number = _page_number(number, "site.home")
     now = utcnow()
-    page = queries.home_page(db.session, now=now, number=number, per_page=_per_page())
+    page = queries.home_page(
+        db.session, now=now, number=number, per_page=_per_page(), remember=page_cache.remember
+    )
     site = _settings().title
     description = _settings().description
     return _listing(
@@ -274,7 +277,13 @@ def tag(slug: str, number: int | None = None) -> Response:
     now = utcnow()
     found: Tag = queries.public_tag(db.session, slug)
     page = queries.tag_archive(
-        db.session, found, now=now, number=number, per_page=_per_page(), allow_empty=False
+        db.session,
+        found,
+        now=now,
+        number=number,
+        per_page=_per_page(),
+        allow_empty=False,
+        remember=page_cache.remember,
     )
     site = _settings().title
     description = found.description or f"Every post tagged {found.name} on {site}."
@@ -303,7 +312,13 @@ def author(slug: str, number: int | None = None) -> Response:
     now = utcnow()
     user = queries.author_by_slug(db.session, slug)
     page = queries.author_archive(
-        db.session, user, now=now, number=number, per_page=_per_page(), allow_empty=False
+        db.session,
+        user,
+        now=now,
+        number=number,
+        per_page=_per_page(),
+        allow_empty=False,
+        remember=page_cache.remember,
     )
     site = _settings().title
     return _listing(
@@ -355,6 +370,7 @@ def _date_page(year: int, month: int | None, number: int | None) -> Response:
         number=number,
         per_page=_per_page(),
         allow_empty=False,
+        remember=page_cache.remember,
     )
     label = str(year) if month is None else f"{datetime(year, month, 1):%B %Y}"
     site = _settings().title
