@@ -25,11 +25,11 @@ is still a token no reader has seen before it was written, and a page is
 stored under the token read *before* its queries ran.  For the same reason a
 store that drops the token (eviction, a restart) only costs a fresh one.
 
-Stores are interchangeable behind ``PageStore`` (cachelib's interface) and
-``GenerationStore``: Redis when ``PAGE_CACHE_URL`` names a server, shared by
-every machine; by default a folder under the instance folder (cachelib's
-``FileSystemCache`` and a token file), shared by the processes of one
-machine with no server to run.  A store that fails (Redis down) makes pages
+Stores (``page_stores``) are interchangeable behind ``PageStore``
+(cachelib's interface) and ``GenerationStore``: Redis when
+``PAGE_CACHE_URL`` names a server, shared by every machine; by default a
+folder under the instance folder (cachelib's ``FileSystemCache`` and a
+token file), shared by the processes of one machine with no server to run.  A store that fails (Redis down) makes pages
 uncached, never an error.
 """
 
@@ -38,18 +38,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import flask
 import redis
-from cachelib import FileSystemCache, RedisCache
 from flask import (
     Blueprint,
     Flask,
@@ -66,6 +63,15 @@ from werkzeug.http import parse_cookie
 
 from broadsheet.extensions import DbSession
 from broadsheet.logs import REQUEST_ID_HEADER, log_request, request_id_from
+from broadsheet.page_stores import (
+    ENTRY_SECONDS,
+    Entry,
+    GenerationStore,
+    PageStore,
+    Recent,
+    embedded_stores,
+    redis_stores,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -77,130 +83,11 @@ BLUEPRINTS = "broadsheet.page_cache.blueprints"  # the names of those that opted
 # Tables whose rows show on public pages: a commit that wrote any of them replaces the token.
 WATCHED_TABLES = frozenset({"posts", "tags", "post_tags", "post_authors", "users", "site_settings"})
 CHANGED = "broadsheet.page_cache.changed"  # a flag in Session.info until the commit
-GENERATION_KEY = "generation"
-ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at once
-# Far in the future, so that a store evicting the soonest-expiring entries takes this last.
-GENERATION_SECONDS = 10 * 365 * 24 * 3600
-EMBEDDED_MAX_ENTRIES = 20_000
 MEMORY_BYTES = 32 * 1024 * 1024  # each process's copies of the pages it served last
 MEMORY_VALUES = 10_000  # and of the listing totals it used last
-REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
 # Headers that belong to one request, not to the page: a hit gets its own.
 PER_REQUEST_HEADERS = frozenset({"x-request-id", "x-cache", "set-cookie", "content-length"})
 STATE = "broadsheet.page_cache.lookup"  # in the WSGI environ, from the middleware to Flask
-V = TypeVar("V")
-
-
-class PageStore(Protocol):
-    """What the page cache needs of a store for pages: the get/set of cachelib's ``BaseCache``."""
-
-    def get(self, key: str) -> Any: ...
-
-    def set(self, key: str, value: Any, timeout: int | None = None) -> Any: ...
-
-
-class GenerationStore(Protocol):
-    """Where the current content generation lives; read on every cached request, so cheap.
-
-    Both methods raise ``OSError`` or ``RedisError`` when the store fails.
-    """
-
-    def read(self) -> str | None: ...
-
-    def write(self, token: str) -> None: ...
-
-
-class RedisGeneration:
-    def __init__(self, client: redis.Redis, key: str) -> None:
-        self.client, self.key = client, key
-
-    def read(self) -> str | None:
-        token = self.client.get(self.key)
-        return token.decode() if isinstance(token, bytes) else None
-
-    def write(self, token: str) -> None:
-        self.client.set(self.key, token)
-
-
-class FileGeneration:
-    """The token in a small file, replaced whole (a reader never sees half of one)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self) -> str | None:
-        try:
-            with open(self.path, "rb") as file:
-                return file.read(64).decode("ascii") or None
-        except FileNotFoundError:
-            return None
-
-    def write(self, token: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        spare = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
-        spare.write_text(token, encoding="ascii")
-        spare.replace(self.path)
-
-
-def redis_stores(url: str, prefix: str) -> tuple[PageStore, GenerationStore]:
-    client = redis.Redis.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-    )
-    pages = RedisCache(host=client, key_prefix=prefix, default_timeout=ENTRY_SECONDS)
-    return pages, RedisGeneration(client, f"{prefix}{GENERATION_KEY}")
-
-
-def embedded_stores(folder: Path) -> tuple[PageStore, GenerationStore]:
-    """Pages in cachelib's folder of files; the token beside it, where its pruning never looks."""
-    pages = FileSystemCache(
-        str(folder / "pages"), threshold=EMBEDDED_MAX_ENTRIES, default_timeout=ENTRY_SECONDS
-    )
-    return pages, FileGeneration(folder / GENERATION_KEY)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A stored response, without per-request headers, and the generation it was built in."""
-
-    generation: str
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class _Recent(Generic[V]):
-    """This process's copies of what it used last, up to a weight (bytes, or a count).
-
-    A copy is used only while its generation is the current one, exactly like
-    a page in the shared store: it saves reading and unpickling the page, not
-    the check that it is still good.
-    """
-
-    def __init__(self, budget: int, weigh: Callable[[V], int]) -> None:
-        self.budget, self.used, self.weigh = budget, 0, weigh
-        self.entries: OrderedDict[str, V] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: str) -> V | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: str, value: V) -> None:
-        weight = self.weigh(value)
-        if weight > self.budget // 4:
-            return
-        with self.lock:
-            old = self.entries.pop(key, None)
-            self.used += weight - (self.weigh(old) if old is not None else 0)
-            self.entries[key] = value
-            while self.used > self.budget:
-                _, dropped = self.entries.popitem(last=False)
-                self.used -= self.weigh(dropped)
 
 
 class PageCache:
@@ -211,8 +98,8 @@ class PageCache:
     ) -> None:
         self.store = store
         self.generation = generation
-        self.recent: _Recent[Entry] = _Recent(memory, lambda entry: len(entry.body))
-        self.values: _Recent[tuple[str, int]] = _Recent(MEMORY_VALUES, lambda _value: 1)
+        self.recent: Recent[Entry] = Recent(memory, lambda entry: len(entry.body))
+        self.values: Recent[tuple[str, int]] = Recent(MEMORY_VALUES, lambda _value: 1)
         self._failing = False
         self._owed = False
 

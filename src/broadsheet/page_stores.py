@@ -1,0 +1,138 @@
+"""Where the page cache keeps things: the pages, the content generation, and each process's copies.
+
+Redis when the site has one (every machine shares it), or by default a
+folder under the instance folder (the processes of one machine share it).
+Every method may raise ``OSError`` or ``RedisError``; the page cache turns
+a failing store into uncached pages.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+import redis
+from cachelib import FileSystemCache, RedisCache
+
+GENERATION_KEY = "generation"
+ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at once
+EMBEDDED_MAX_ENTRIES = 20_000
+REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
+V = TypeVar("V")
+
+
+class PageStore(Protocol):
+    """What the page cache needs of a store for pages: the get/set of cachelib's ``BaseCache``."""
+
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> Any: ...
+
+
+class GenerationStore(Protocol):
+    """Where the current content generation lives; read on every cached request, so cheap.
+
+    Both methods raise ``OSError`` or ``RedisError`` when the store fails.
+    """
+
+    def read(self) -> str | None: ...
+
+    def write(self, token: str) -> None: ...
+
+
+class RedisGeneration:
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client, self.key = client, key
+
+    def read(self) -> str | None:
+        token = self.client.get(self.key)
+        return token.decode() if isinstance(token, bytes) else None
+
+    def write(self, token: str) -> None:
+        self.client.set(self.key, token)
+
+
+class FileGeneration:
+    """The token in a small file, replaced whole (a reader never sees half of one)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> str | None:
+        try:
+            with open(self.path, "rb") as file:
+                return file.read(64).decode("ascii") or None
+        except FileNotFoundError:
+            return None
+
+    def write(self, token: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        spare = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
+        spare.write_text(token, encoding="ascii")
+        spare.replace(self.path)
+
+
+def redis_stores(url: str, prefix: str) -> tuple[PageStore, GenerationStore]:
+    client = redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    pages = RedisCache(host=client, key_prefix=prefix, default_timeout=ENTRY_SECONDS)
+    return pages, RedisGeneration(client, f"{prefix}{GENERATION_KEY}")
+
+
+def embedded_stores(folder: Path) -> tuple[PageStore, GenerationStore]:
+    """Pages in cachelib's folder of files; the token beside it, where its pruning never looks."""
+    pages = FileSystemCache(
+        str(folder / "pages"), threshold=EMBEDDED_MAX_ENTRIES, default_timeout=ENTRY_SECONDS
+    )
+    return pages, FileGeneration(folder / GENERATION_KEY)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored response, without per-request headers, and the generation it was built in."""
+
+    generation: str
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class Recent(Generic[V]):
+    """This process's copies of what it used last, up to a weight (bytes, or a count).
+
+    A copy is used only while its generation is the current one, exactly like
+    a page in the shared store: it saves reading and unpickling the page, not
+    the check that it is still good.
+    """
+
+    def __init__(self, budget: int, weigh: Callable[[V], int]) -> None:
+        self.budget, self.used, self.weigh = budget, 0, weigh
+        self.entries: OrderedDict[str, V] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> V | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: V) -> None:
+        weight = self.weigh(value)
+        if weight > self.budget // 4:
+            return
+        with self.lock:
+            old = self.entries.pop(key, None)
+            self.used += weight - (self.weigh(old) if old is not None else 0)
+            self.entries[key] = value
+            while self.used > self.budget:
+                _, dropped = self.entries.popitem(last=False)
+                self.used -= self.weigh(dropped)
