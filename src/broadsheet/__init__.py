@@ -70,12 +70,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.ops import bp as ops_bp
     from broadsheet.settings import models as _settings  # noqa: F401
     from broadsheet.site.feeds import bp as feeds_bp
+    from broadsheet.site.sitemap import bp as sitemap_bp
     from broadsheet.site.views import bp as site_bp
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(site_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(feeds_bp)
+    app.register_blueprint(sitemap_bp)
     app.register_blueprint(newsletter_bp)
 
     from broadsheet.api import init_api

@@ -29,8 +29,8 @@ Stores (``page_stores``) are interchangeable behind ``PageStore``
 (cachelib's interface) and ``GenerationStore``: Redis when
 ``PAGE_CACHE_URL`` names a server, shared by every machine; by default a
 folder under the instance folder (cachelib's ``FileSystemCache`` and a
-token file), shared by the processes of one machine with no server to run.  A store that fails (Redis down) makes pages
-uncached, never an error.
+token file), shared by the processes of one machine with no server to run.
+A store that fails (Redis down) makes pages uncached, never an error.
 """
 
 from __future__ import annotations
