@@ -69,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.newsletter.views import bp as newsletter_bp
     from broadsheet.ops import bp as ops_bp
     from broadsheet.settings import models as _settings  # noqa: F401
+    from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site.feeds import bp as feeds_bp
     from broadsheet.site.sitemap import bp as sitemap_bp
     from broadsheet.site.views import bp as site_bp

@@ -1,4 +1,4 @@
-"""Public pages: home, posts and standalone pages, tag, author and date archives, errors.
+"""Public pages: home, posts and standalone pages, tag, author and date archives.
 
 Each view parses the URL, asks ``content.queries`` for what a reader may see
 (a fixed number of queries whatever the page holds), and renders it with
@@ -23,8 +23,6 @@ from flask import (
     request,
     url_for,
 )
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.routing import RequestRedirect
 
 from broadsheet import page_cache
@@ -33,7 +31,6 @@ from broadsheet.content.models import Post, PostKind, Tag
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
 from broadsheet.page_cache import cache_pages
-from broadsheet.problems import problem
 from broadsheet.settings.services import SiteSettings, site_settings
 from broadsheet.site.head import (
     AUTHOR_FEEDS,
@@ -61,7 +58,6 @@ FRONT_PAGES_MAX_AGE = 60  # home and the first page of each archive change with 
 DEEP_PAGES_MAX_AGE = 300
 POST_MAX_AGE = 300
 STANDALONE_MAX_AGE = 600
-NOT_FOUND_MAX_AGE = 60
 SETTINGS_KEY = "broadsheet.site_settings"
 
 
@@ -112,7 +108,7 @@ def long_date(moment: datetime | None) -> str:
     return f"{moment.day} {moment:%B %Y}" if moment else ""
 
 
-def _settings() -> SiteSettings:
+def current_settings() -> SiteSettings:
     """The site's title, description and page size as staff saved them, read once a request."""
     # Kept on the request itself: an app context (and its ``g``) may outlive one request.
     settings: SiteSettings | None = request.environ.get(SETTINGS_KEY)
@@ -136,8 +132,8 @@ def _site_names() -> dict[str, Any]:
 # Building a page ----------------------------------------------------------------------------
 
 
-def _site_feeds() -> list[FeedLink]:
-    return feed_links(SITE_FEEDS, _settings().title)
+def site_feeds() -> list[FeedLink]:
+    return feed_links(SITE_FEEDS, current_settings().title)
 
 
 def _listing_modified(page: queries.Page) -> datetime | None:
@@ -177,7 +173,7 @@ def _page_number(number: int | None, endpoint: str, **values: Any) -> int:
 
 
 def _per_page() -> int:
-    return _settings().posts_per_page
+    return current_settings().posts_per_page
 
 
 def _pagination_urls(
@@ -220,7 +216,7 @@ def _listing(
         canonical=canonical,
         name=name if page.number == 1 else f"{name} (page {page.number})",
         structured_data=collection_data(
-            site=_settings().title,
+            site=current_settings().title,
             name=name,
             description=description,
             canonical=canonical,
@@ -255,8 +251,8 @@ def home(number: int | None = None) -> Response:
     page = queries.home_page(
         db.session, now=now, number=number, per_page=_per_page(), remember=page_cache.remember
     )
-    site = _settings().title
-    description = _settings().description
+    site = current_settings().title
+    description = current_settings().description
     return _listing(
         "site/home.html",
         page=page,
@@ -266,7 +262,7 @@ def home(number: int | None = None) -> Response:
         name=site,
         title=f"{site} — {description}" if number == 1 else site,
         description=description,
-        feeds=_site_feeds(),
+        feeds=site_feeds(),
     )
 
 
@@ -285,7 +281,7 @@ def tag(slug: str, number: int | None = None) -> Response:
         allow_empty=False,
         remember=page_cache.remember,
     )
-    site = _settings().title
+    site = current_settings().title
     description = found.description or f"Every post tagged {found.name} on {site}."
     return _listing(
         "site/tag.html",
@@ -298,7 +294,7 @@ def tag(slug: str, number: int | None = None) -> Response:
         description=description,
         feeds=[
             *feed_links(TAG_FEEDS, f"{site}: {found.name}", slug=found.slug),
-            *_site_feeds(),
+            *site_feeds(),
         ],
         structured_extra={"about": {"@type": "Thing", "name": found.name}},
         tag=found,
@@ -320,7 +316,7 @@ def author(slug: str, number: int | None = None) -> Response:
         allow_empty=False,
         remember=page_cache.remember,
     )
-    site = _settings().title
+    site = current_settings().title
     return _listing(
         "site/author.html",
         page=page,
@@ -332,7 +328,7 @@ def author(slug: str, number: int | None = None) -> Response:
         description=user.bio or f"Posts by {user.name} on {site}.",
         feeds=[
             *feed_links(AUTHOR_FEEDS, f"{site}: {user.name}", slug=user.slug),
-            *_site_feeds(),
+            *site_feeds(),
         ],
         structured_extra={"about": person(user)},
         user=user,
@@ -373,7 +369,7 @@ def _date_page(year: int, month: int | None, number: int | None) -> Response:
         remember=page_cache.remember,
     )
     label = str(year) if month is None else f"{datetime(year, month, 1):%B %Y}"
-    site = _settings().title
+    site = current_settings().title
     return _listing(
         "site/date.html",
         page=page,
@@ -383,7 +379,7 @@ def _date_page(year: int, month: int | None, number: int | None) -> Response:
         name=f"Archives: {label}",
         title=f"Archives: {label} — {site}",
         description=f"Posts published on {site} in {label}.",
-        feeds=_site_feeds(),
+        feeds=site_feeds(),
         label=label,
     )
 
@@ -398,8 +394,8 @@ def _post_page(found: Post) -> Response:
     is_page = found.kind is PostKind.PAGE
     older, newer = queries.neighbours(db.session, found, now=now)
     canonical = absolute_url("site.post", slug=found.slug)
-    site = _settings().title
-    description = found.meta_description or found.excerpt or _settings().description
+    site = current_settings().title
+    description = found.meta_description or found.excerpt or current_settings().description
     headline = found.meta_title or found.title
     authors = found.authors
     tags = [t.name for t in found.public_tags]
@@ -414,7 +410,7 @@ def _post_page(found: Post) -> Response:
         og_type="website" if is_page else "article",
         image=found.feature_image,
         structured_data=data,
-        feeds=_site_feeds(),
+        feeds=site_feeds(),
         published=None if is_page else found.published_at,
         modified=None if is_page else newest(found.updated_at, found.published_at),
         tags=[] if is_page else tags,
@@ -437,52 +433,3 @@ def _post_page(found: Post) -> Response:
 
 
 # Errors -------------------------------------------------------------------------------------
-
-
-def _is_api() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
-
-
-@bp.app_errorhandler(NotFound)
-@bp.app_errorhandler(HTTPNotFound)
-def not_found(error: NotFound | HTTPNotFound) -> Response:
-    if _is_api():
-        return problem(404, detail="Nothing exists at this address.")
-    now = utcnow()
-    site = _settings().title
-    head = Head(
-        title=f"Page not found — {site}",
-        description="There is nothing at this address.",
-        canonical="",  # an error has no address of its own
-        feeds=_site_feeds(),
-        noindex=True,
-    )
-    nav_pages = queries.public_pages(db.session, now=now)
-    body = render_template("site/404.html", head=head, nav_pages=nav_pages)
-    response = Response(body, 404, mimetype="text/html")
-    response.cache_control.public = True
-    response.cache_control.max_age = NOT_FOUND_MAX_AGE
-    return response
-
-
-@bp.app_errorhandler(500)
-def server_error(error: HTTPException) -> Response:
-    """Say sorry and nothing else: no exception text, no stack, no database access."""
-    db.session.rollback()
-    if _is_api():
-        response = problem(500)
-    else:
-        head = Head(
-            title="Something went wrong",
-            description="The server could not show this page.",
-            canonical="",
-            noindex=True,
-        )
-        try:
-            body = render_template("site/500.html", head=head, nav_pages=[])
-        except Exception:  # a broken override of the template must not hide the apology
-            current_app.logger.exception("the 500 page could not be rendered")
-            body = "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
-        response = Response(body, 500, mimetype="text/html")
-    response.cache_control.no_store = True
-    return response
