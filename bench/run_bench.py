@@ -1,8 +1,8 @@
 """Speed at scale: Broadsheet's reads under gunicorn and wrk, against a Flask "hello" ceiling.
 
 On PostgreSQL (a database named broadsheet_bench on 127.0.0.1, created when
-missing and filled once with ``broadsheet demo --posts 100000 --tags 1000``,
-plus ``--subscribers 100000`` when the demo command offers it), this:
+missing and filled once with ``broadsheet demo --posts 100000 --tags 1000
+--subscribers 100000``), this:
 
 1. starts Broadsheet under gunicorn with the project's gunicorn.conf.py and a
    fixed size (2 worker processes of 4 threads), bound to 127.0.0.1, in
@@ -16,7 +16,11 @@ plus ``--subscribers 100000`` when the demo command offers it), this:
    just before and just after it, so that a slow patch of the machine
    weighs on both sides of the ratio), with whether each target is met, for
    each page cache store asked for;
-4. writes the same tables as Markdown under bench/results/ with the CPU
+4. then runs the newsletter figures (``bench/newsletter_send.py``: a publish
+   with 100,000 recipients, the worker's messages per second against a plain
+   SMTP loop, and the worker's peak memory) in a throwaway database of their
+   own;
+5. writes the same tables as Markdown under bench/results/ with the CPU
    count and the versions used.
 
     make bench                      # or: .venv/bin/python bench/run_bench.py
@@ -119,9 +123,7 @@ def fill(url: str, env: dict[str, str]) -> None:
     if posts >= POSTS:
         print(f"Reusing the {posts:,} posts already in the database.", flush=True)
         return
-    args = ["demo", "--posts", str(POSTS), "--tags", str(TAGS)]
-    if "--subscribers" in broadsheet(env, "demo", "--help", timeout=60):
-        args += ["--subscribers", str(SUBSCRIBERS)]
+    args = ["demo", "--posts", str(POSTS), "--tags", str(TAGS), "--subscribers", str(SUBSCRIBERS)]
     print(f"Filling: broadsheet {' '.join(args)} …", flush=True)
     print(broadsheet(env, *args, timeout=1800).strip())
     with psycopg.connect(url, autocommit=True) as connection:
@@ -405,6 +407,10 @@ def main() -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="drop the benchmark database and fill it anew"
     )
+    parser.add_argument(
+        "--newsletter-subscribers", type=int, default=SUBSCRIBERS, metavar="N",
+        help="recipients for the newsletter figures (bench/newsletter_send.py); 0 skips them",
+    )  # fmt: skip
     args = parser.parse_args()
     stores = args.store or [
         s for s in STORES if s != "redis" or _reachable(REDIS_URL)
@@ -446,6 +452,11 @@ def main() -> None:
     ]
     for store, (runs, ceiling) in results.items():
         lines += table(store, runs, ceiling)
+    if args.newsletter_subscribers:
+        from newsletter_send import measure_newsletter  # a sibling script, like hello_app
+
+        print(f"Newsletter: {args.newsletter_subscribers:,} recipients …", flush=True)
+        lines += ["", *measure_newsletter(args.newsletter_subscribers)]
     report = "\n".join(lines)
     print("\n" + report)
     RESULTS.mkdir(exist_ok=True)

@@ -8,6 +8,7 @@ worker processes, RabbitMQ and crashes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -321,6 +322,26 @@ def test_the_same_batch_run_twice_sends_each_message_once(
     assert len(ids) == 4
 
 
+def test_with_synchronous_commit_off_every_message_is_marked_and_other_work_keeps_it_on(
+    smtp_app: Flask, smtp_server: Recorder, make_post: Any
+) -> None:
+    for n in range(3):
+        make_subscriber(f"r{n}@example.com")
+    send = _publish(_draft(make_post))
+    assert send is not None
+    smtp_app.config["NEWSLETTER_SYNCHRONOUS_COMMIT"] = False
+    assert _run(smtp_app, smtp_server, send, NOW).sent == 3
+    assert set(_statuses(send.id).values()) == {DeliveryStatus.SENT}
+    assert set(smtp_server.recipients().values()) == {1}
+    if db.engine.dialect.name == "postgresql":  # the batch's connection went back as it came
+        db.session.commit()
+        pool: Any = db.engine.pool
+        with ExitStack() as stack:
+            idle = [stack.enter_context(db.engine.connect()) for _ in range(pool.checkedin())]
+            settings = {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in idle}
+        assert settings == {"on"}
+
+
 def test_the_beat_sweeps_the_newsletter_and_its_settings_come_from_the_environment(
     tmp_path: Any,
 ) -> None:
@@ -338,5 +359,9 @@ def test_the_beat_sweeps_the_newsletter_and_its_settings_come_from_the_environme
     assert chosen["NEWSLETTER_RETRY_DELAYS"] == (1.0, 2.5)
     assert chosen["NEWSLETTER_BATCH_SIZE"] == 20
     assert chosen["CELERY"]["beat_schedule"]["sweep-newsletter"]["schedule"] == 5.0
+    assert defaults["NEWSLETTER_SYNCHRONOUS_COMMIT"] is True
+    relaxed = load_settings({"SECRET_KEY": "k" * 20, "NEWSLETTER_SYNCHRONOUS_COMMIT": "false"},
+                            tmp_path)  # fmt: skip
+    assert relaxed["NEWSLETTER_SYNCHRONOUS_COMMIT"] is False
     with pytest.raises(ConfigError, match="NEWSLETTER_RETRY_DELAYS is 'soon'"):
         load_settings({"SECRET_KEY": "k" * 20, "NEWSLETTER_RETRY_DELAYS": "soon"}, tmp_path)

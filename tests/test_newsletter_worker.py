@@ -380,7 +380,7 @@ def test_without_a_sweeper_a_killed_batch_comes_back_only_through_the_brokers_re
     ``task_reject_on_worker_lost`` at work.  Here a worker without it leaves
     the killed batch claimed, and nothing but the sweeper would free it."""
     _subscribers(400)
-    stack.smtp.delay = 0.005
+    stack.smtp.delay = 0.02  # slow enough that the kill lands inside a batch
     with stack.worker(app_module="tests.worker_without_requeue") as worker:
         send = _publish(make_post)
         _kill_mid_send(stack, send.id, worker, after=30)

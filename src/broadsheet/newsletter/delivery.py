@@ -4,7 +4,11 @@ A batch claims its rows with one UPDATE … WHERE status = 'queued' …
 RETURNING, so two workers never hold the same row; it then hands the
 messages to the SMTP server one by one over one connection and commits each
 row's new state right after the server answers.  A crash can therefore
-leave at most one message accepted but not marked: the one in flight.
+leave at most one message accepted but not marked: the one in flight.  The
+mark that follows each accepted message is one UPDATE on a database
+connection the batch holds in autocommit mode: the statement is its own
+transaction, committed when it returns, with no pool checkout, BEGIN or
+COMMIT around it (those cost several times what the UPDATE itself does).
 
 A claim is "<task id>:<nonce>".  A message the broker delivers again after
 its worker died carries the same task id, and takes back the rows that its
@@ -18,12 +22,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.extensions import DbSession
@@ -51,6 +57,8 @@ class DeliveryRules:
     lease_seconds: int = 120
     stall_seconds: int = 120
     max_error_streak: int = 50
+    # False: marks skip the wait for PostgreSQL's disk flush (NEWSLETTER_SYNCHRONOUS_COMMIT).
+    synchronous_commit: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> DeliveryRules:
@@ -60,6 +68,7 @@ class DeliveryRules:
             lease_seconds=int(config["NEWSLETTER_LEASE_SECONDS"]),
             stall_seconds=int(config["NEWSLETTER_STALL_SECONDS"]),
             max_error_streak=int(config["NEWSLETTER_MAX_ERROR_STREAK"]),
+            synchronous_commit=bool(config["NEWSLETTER_SYNCHRONOUS_COMMIT"]),
         )
 
     @property
@@ -141,22 +150,62 @@ def claim_batch(
     return claim, streak, sorted(ids)
 
 
-def mark_sent(
-    session: DbSession, delivery_id: int, *, claim: str, message_id: str, now: datetime
-) -> bool:
-    """Record that the server accepted the message; False if the claim was lost meanwhile."""
-    return bool(
-        _set(
-            session,
-            (Delivery.id == delivery_id) & (Delivery.claim == claim),
-            status=DeliveryStatus.SENT,
-            sent_at=now,
-            message_id=message_id,
-            claim=None,
-            last_error=None,
-            updated_at=now,
-        )
+_DELIVERIES = cast(Table, Delivery.__table__)
+# Built once: this runs once per message, and a fresh statement costs more than its execution.
+_MARK_SENT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"), _DELIVERIES.c.claim == bindparam("mine"))
+    .values(
+        status=DeliveryStatus.SENT,
+        sent_at=bindparam("now"),
+        message_id=bindparam("sent_id"),
+        claim=None,
+        last_error=None,
+        updated_at=bindparam("now"),
     )
+)
+
+
+def mark_sent(
+    executor: DbSession | Connection,
+    delivery_id: int,
+    *,
+    claim: str,
+    message_id: str,
+    now: datetime,
+) -> bool:
+    """Record that the server accepted the message; False if the claim was lost meanwhile.
+
+    On an autocommit connection (``autocommit_connection``) the mark is committed when
+    this returns; on a session, at the caller's commit.
+    """
+    params = {"delivery_id": delivery_id, "mine": claim, "now": now, "sent_id": message_id}
+    return bool(executor.execute(_MARK_SENT, params).rowcount)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def autocommit_connection(session: DbSession, *, synchronous: bool = True) -> Iterator[Connection]:
+    """A connection of its own on which each statement is a transaction, committed on return.
+
+    With ``synchronous`` False (PostgreSQL only) a commit returns before its WAL record is
+    flushed to disk: a crash of the worker or the app still keeps every mark committed, but a
+    crash of PostgreSQL itself may lose the last ones (under a second's worth), whose
+    messages are then sent again.
+    """
+    with session.get_bind().engine.connect() as connection:
+        marks = connection.execution_options(isolation_level="AUTOCOMMIT")
+        relaxed = not synchronous and marks.dialect.name == "postgresql"
+        if relaxed:
+            marks.exec_driver_sql("SET synchronous_commit TO OFF")
+        try:
+            yield marks
+        finally:
+            if relaxed and not marks.invalidated:
+                # The connection goes back to the pool: leave it as it came.
+                try:
+                    marks.exec_driver_sql("RESET synchronous_commit")
+                except DBAPIError:
+                    marks.invalidate()
 
 
 def mark_refused(
@@ -261,41 +310,40 @@ def run_batch(
     session.commit()
     remaining = [row[0] for row in rows]
     try:
-        for delivery_id, attempts, subscriber_id, email in rows:
-            message = composer.compose(subscriber_id, email)
-            try:
-                mailer.send(message)
-            except MailError as error:
+        with autocommit_connection(session, synchronous=rules.synchronous_commit) as marks:
+            for delivery_id, attempts, subscriber_id, email in rows:
+                message = composer.compose(subscriber_id, email)
+                try:
+                    mailer.send(message)
+                except MailError as error:
+                    remaining.remove(delivery_id)
+                    due = mark_refused(session, delivery_id, claim=claim, error=error,
+                                       attempts=attempts, rules=rules, now=clock())  # fmt: skip
+                    if due is None:
+                        result.failed += 1
+                    else:
+                        result.retried += 1
+                        result.retry_at.append(due)
+                    streak += 1
+                    if streak >= rules.max_error_streak:
+                        reason = f"stopped after {streak} errors in a row; the last: {error.reply}"
+                        stop_send(session, send_id, reason, now=clock())
+                        result.stopped = reason
+                    elif error.connection_lost:
+                        # Retrying the rest now would only fail the same way.
+                        result.stopped = f"the mail server could not be reached: {error.reply}"
+                    session.commit()
+                    if result.stopped:
+                        break
+                    continue
                 remaining.remove(delivery_id)
-                due = mark_refused(session, delivery_id, claim=claim, error=error,
-                                   attempts=attempts, rules=rules, now=clock())  # fmt: skip
-                if due is None:
-                    result.failed += 1
-                else:
-                    result.retried += 1
-                    result.retry_at.append(due)
-                streak += 1
-                if streak >= rules.max_error_streak:
-                    reason = f"stopped after {streak} errors in a row; the last: {error.reply}"
-                    stop_send(session, send_id, reason, now=clock())
-                    result.stopped = reason
-                elif error.connection_lost:
-                    # Retrying the rest now would only fail the same way.
-                    result.stopped = f"the mail server could not be reached: {error.reply}"
-                session.commit()
-                if result.stopped:
-                    break
-                continue
-            remaining.remove(delivery_id)
-            sent_id = str(message.extra_headers["Message-ID"])
-            if not mark_sent(session, delivery_id, claim=claim, message_id=sent_id, now=clock()):
-                session.commit()
-                result.stopped = "another worker took this batch over"
-                log.warning("send %s: lost the claim on delivery %s", send_id, delivery_id)
-                return result
-            session.commit()
-            result.sent += 1
-            streak = 0
+                sent_id = str(message.extra_headers["Message-ID"])
+                if not mark_sent(marks, delivery_id, claim=claim, message_id=sent_id, now=clock()):
+                    result.stopped = "another worker took this batch over"
+                    log.warning("send %s: lost the claim on delivery %s", send_id, delivery_id)
+                    return result
+                result.sent += 1
+                streak = 0
         if remaining:
             release(session, remaining, claim=claim, now=clock())
         session.execute(
