@@ -27,6 +27,7 @@ from broadsheet.newsletter.models import (
     DeliveryStatus,
     Send,
     SendStatus,
+    Subscriber,
     SubscriberStatus,
 )
 from tests.conftest import NOW
@@ -180,6 +181,91 @@ def test_staff_cancel_a_send_that_has_not_finished(app: Flask, make_post: Any) -
         first_id=0, last_id=10**9, owner="t", clock=lambda: NOW,
     )  # fmt: skip
     assert result.sent == 0
+
+
+def _list_all(send_id: int) -> int:
+    """Run the listing steps a worker would, one after another; how many steps ran."""
+    steps = 0
+    while True:
+        step = sending.list_step(db.session, send_id, now=NOW)
+        db.session.commit()
+        steps += 1
+        if not step.more:
+            return steps
+
+
+@pytest.fixture
+def small_steps(app: Flask) -> Iterator[None]:
+    app.config["NEWSLETTER_LIST_CHUNK"] = 3
+    yield
+    app.config.pop("NEWSLETTER_LIST_CHUNK")
+
+
+def test_a_long_list_is_frozen_at_publish_and_written_in_steps(
+    app: Flask, make_post: Any, small_steps: None
+) -> None:
+    wanted = [make_subscriber(f"r{n}@example.com").id for n in range(8)]
+    make_subscriber("cooking@example.com", tags=["Cooking"])
+    make_subscriber("pending@example.com", status=SubscriberStatus.PENDING)
+    send = _publish(_draft(make_post))
+    assert send is not None
+    assert send.recipients == 8  # counted at publish time
+    assert len(_statuses(send.id)) == 3  # the first step, written by the publish itself
+    progress = sending.send_progress(db.session, send)
+    assert (progress.remaining, progress.percent) == (8, 0)
+
+    # Between the publish and the later steps: one reader leaves, one confirms, one joins.
+    later = NOW + timedelta(minutes=1)
+    leaver = db.session.get(Subscriber, wanted[-1])
+    assert leaver is not None
+    leaver.status, leaver.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, later
+    pending = db.session.scalar(select(Subscriber).where(Subscriber.email == "pending@example.com"))
+    assert pending is not None
+    pending.status, pending.confirmed_at = SubscriberStatus.CONFIRMED, later
+    make_subscriber("newcomer@example.com", confirmed_at=later)
+    db.session.commit()
+
+    assert _list_all(send.id) == 2  # three more rows, then the last two
+    statuses = _statuses(send.id)
+    assert sorted(statuses) == sorted(f"r{n}@example.com" for n in range(8))
+    assert set(statuses.values()) == {DeliveryStatus.QUEUED}
+    db.session.refresh(send)
+    assert (send.recipients, send.listed_through) == (8, None)
+    assert _list_all(send.id) == 1  # listing again writes nothing
+    assert len(_statuses(send.id)) == 8
+
+
+def test_a_send_is_done_only_once_every_recipient_is_written_and_mailed(
+    eager_app: Flask, make_post: Any
+) -> None:
+    eager_app.config["NEWSLETTER_LIST_CHUNK"] = 4
+    try:
+        for n in range(10):
+            make_subscriber(f"r{n}@example.com")
+        send = _publish(_draft(make_post))  # each step queues the next and its batches
+    finally:
+        eager_app.config.pop("NEWSLETTER_LIST_CHUNK")
+    assert send is not None
+    assert recipients(eager_app) == [f"r{n}@example.com" for n in range(10)]
+    db.session.expire_all()
+    progress = sending.send_progress(db.session, db.session.get(Send, send.id))
+    assert (progress.status, progress.recipients, progress.sent) == (SendStatus.DONE, 10, 10)
+
+
+def test_cancelling_a_send_still_being_listed_writes_and_mails_nobody_more(
+    app: Flask, make_post: Any, small_steps: None
+) -> None:
+    for n in range(7):
+        make_subscriber(f"r{n}@example.com")
+    send = _publish(_draft(make_post))
+    assert send is not None
+    sending.cancel_send(db.session, send.id, actor=OPERATOR, now=NOW)
+    db.session.commit()
+    assert _list_all(send.id) == 1
+    assert set(_statuses(send.id).values()) == {DeliveryStatus.SKIPPED}
+    assert len(_statuses(send.id)) == 3
+    progress = sending.send_progress(db.session, send)
+    assert (progress.status, progress.remaining) == (SendStatus.CANCELLED, 0)
 
 
 class _unused_mailer:

@@ -191,6 +191,10 @@ def load_settings(
     settings["NEWSLETTER_BATCH_SIZE"] = read(
         "NEWSLETTER_BATCH_SIZE", lambda v: _integer(v, 1, 1000), 100
     )
+    # Subscribers whose delivery rows one listing step writes (the publish writes the first).
+    settings["NEWSLETTER_LIST_CHUNK"] = read(
+        "NEWSLETTER_LIST_CHUNK", lambda v: _integer(v, 1, 100000), 5000
+    )
     settings["NEWSLETTER_RETRY_DELAYS"] = read(
         "NEWSLETTER_RETRY_DELAYS", _seconds_list, (60.0, 300.0, 1800.0, 7200.0)
     )

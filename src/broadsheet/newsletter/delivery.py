@@ -257,7 +257,7 @@ def stop_send(session: DbSession, send_id: int, reason: str, *, now: datetime) -
 
 
 def finish_if_done(session: DbSession, send_id: int, *, now: datetime) -> None:
-    """Mark the send done once none of its rows is queued or being sent."""
+    """Mark the send done once all its rows are written and none is queued or being sent."""
     open_rows = (
         select(Delivery.id)
         .where(
@@ -268,7 +268,12 @@ def finish_if_done(session: DbSession, send_id: int, *, now: datetime) -> None:
     )
     session.execute(
         update(Send)
-        .where(Send.id == send_id, Send.status == SendStatus.SENDING, ~open_rows)
+        .where(
+            Send.id == send_id,
+            Send.status == SendStatus.SENDING,
+            Send.listed_through.is_(None),
+            ~open_rows,
+        )
         .values(status=SendStatus.DONE, finished_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -387,11 +392,39 @@ def due_ranges(
 def dispatch(
     session: DbSession, send_id: int, *, now: datetime, batch_size: int
 ) -> list[tuple[int, int]]:
-    """Queue (after commit) one batch task per range of the send's due rows; flushes only."""
-    from broadsheet.newsletter.tasks import send_batch
+    """Queue (after commit) one batch task per range of the send's due rows, and the next step
+    of its listing when that is not complete; flushes only."""
+    from broadsheet.newsletter.tasks import list_recipients
     from broadsheet.queue import enqueue_after_commit
 
     ranges = due_ranges(session, send_id, now=now, batch_size=batch_size)
+    _enqueue_batches(session, send_id, ranges, now=now)
+    listing = session.scalar(
+        select(Send.listed_through).where(Send.id == send_id, Send.status == SendStatus.SENDING)
+    )
+    if listing is not None:
+        enqueue_after_commit(session, list_recipients, send_id)
+    return ranges
+
+
+def dispatch_rows(
+    session: DbSession, send_id: int, ids: list[int], *, now: datetime, batch_size: int
+) -> list[tuple[int, int]]:
+    """Queue (after commit) batches for the rows ``ids`` (sorted) just written; flushes only."""
+    ranges = [
+        (ids[start], ids[min(start + batch_size, len(ids)) - 1])
+        for start in range(0, len(ids), batch_size)
+    ]
+    _enqueue_batches(session, send_id, ranges, now=now)
+    return ranges
+
+
+def _enqueue_batches(
+    session: DbSession, send_id: int, ranges: list[tuple[int, int]], *, now: datetime
+) -> None:
+    from broadsheet.newsletter.tasks import send_batch
+    from broadsheet.queue import enqueue_after_commit
+
     session.execute(
         update(Send)
         .where(Send.id == send_id)
@@ -400,7 +433,6 @@ def dispatch(
     )
     for first, last in ranges:
         enqueue_after_commit(session, send_batch, send_id, first, last)
-    return ranges
 
 
 @dataclass

@@ -111,6 +111,10 @@ class Send(Model):
     active_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    # The listing of recipients (see ``sending``): the largest subscriber id when the post was
+    # published, and how far the delivery rows are written (None once they all are).
+    last_subscriber_id: Mapped[int | None]
+    listed_through: Mapped[int | None]
     # Errors since the last message the SMTP server accepted.
     error_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     stop_reason: Mapped[str | None] = mapped_column(Text)

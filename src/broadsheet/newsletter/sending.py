@@ -1,17 +1,34 @@
-"""Publishing with email: freezing the recipients, cancelling, and reading progress.
+"""Publishing with email: freezing the recipients, listing them, cancelling, reading progress.
 
-The recipient list is frozen inside the transaction that publishes the post,
-in one INSERT…SELECT; the work is handed to the queue only after that
-transaction commits.  A post has at most one send, so publishing it twice,
-or two schedulers overlapping, mails each subscriber once.
+The recipients are frozen inside the transaction that publishes the post:
+the subscribers confirmed at that moment (and already subscribers: ids up
+to the largest one then) who chose no tags or one of the post's.  The send
+records that moment and that id, and counts them.  Their delivery rows are
+written in steps of ``NEWSLETTER_LIST_CHUNK`` subscribers: the first step in
+the publishing transaction itself (so a list of a few thousand behaves as
+if written at once), each further one by a worker task after the commit,
+which queues that step's batches as it goes.  Writing 100,000 rows and
+checking their keys takes seconds; a publish request must not.
+
+A step writes rows with INSERT…SELECT … ON CONFLICT DO NOTHING over the
+(send, subscriber) key and moves the send's ``listed_through`` on only from
+the value it read, so two steps running at once write each row once; the
+sweeper continues a listing whose chain of tasks broke (the broker was down
+at publish time).  A reader who unsubscribes after the publish still gets a
+row, marked skipped when its batch comes; one confirmed after it gets none.
+The work is handed to the queue only after the publishing transaction
+commits.  A post has at most one send, so publishing it twice, or two
+schedulers overlapping, mails each subscriber once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Insert, exists, func, insert, literal, or_, select, update
+from flask import current_app, has_app_context
+from sqlalchemy import Insert, and_, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from broadsheet.accounts.permissions import Action, Actor, require
@@ -38,19 +55,63 @@ def _insert_send_once(session: DbSession) -> Insert:
     return sqlite.insert(Send).on_conflict_do_nothing(index_elements=[Send.post_id])
 
 
-def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Send | None:
-    """Create the post's send and one queued delivery per subscriber it is for; flushes only.
+def _insert_deliveries_once(session: DbSession) -> Any:
+    """An INSERT into deliveries of the dialect at hand, which can skip rows already there."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(Delivery)
+    return sqlite.insert(Delivery)
 
-    Call it in the transaction that publishes the post.  The recipients are
-    the subscribers confirmed at ``now`` who chose no tags or one of the
-    post's tags.  Returns None, and creates nothing, when the post already has
-    a send or is not a published post.  The send is enqueued after commit.
+
+LIST_CHUNK = 5000  # subscribers whose rows one step writes, outside an app (NEWSLETTER_LIST_CHUNK)
+
+
+def _list_chunk() -> int:
+    if not has_app_context():
+        return LIST_CHUNK
+    return int(current_app.config.get("NEWSLETTER_LIST_CHUNK", LIST_CHUNK))
+
+
+def _recipients(post_id: int, *, at: datetime, last_subscriber_id: int) -> list[Any]:
+    """Who was to get ``post_id`` when it was published ``at``: conditions on Subscriber.
+
+    Confirmed then (and not unsubscribed by then; one who left since still
+    counts, and is skipped when the batch comes), a subscriber by then, and
+    wanting every post or one of this post's tags.
+    """
+    chose_tags = exists().where(SubscriberTag.subscriber_id == Subscriber.id)
+    chose_this_post = exists().where(
+        SubscriberTag.subscriber_id == Subscriber.id,
+        SubscriberTag.tag_id == PostTag.tag_id,
+        PostTag.post_id == post_id,
+    )
+    return [
+        Subscriber.id <= last_subscriber_id,
+        Subscriber.confirmed_at <= at,
+        or_(
+            Subscriber.status == SubscriberStatus.CONFIRMED,
+            and_(
+                Subscriber.status == SubscriberStatus.UNSUBSCRIBED,
+                Subscriber.unsubscribed_at > at,
+            ),
+        ),
+        or_(~chose_tags, chose_this_post),
+    ]
+
+
+def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Send | None:
+    """Create the post's send, count its recipients and write the first step of their rows;
+    flushes only.
+
+    Call it in the transaction that publishes the post.  Returns None, and
+    creates nothing, when the post already has a send or is not a published
+    post.  The send (and the rest of the listing) is enqueued after commit.
     """
     from broadsheet.newsletter.tasks import dispatch_send
 
     post = session.get(Post, post_id)
     if post is None or post.kind is not PostKind.POST or post.status is not PostStatus.PUBLISHED:
         return None
+    last_subscriber_id = session.scalar(select(func.coalesce(func.max(Subscriber.id), 0))) or 0
     send_id = session.scalar(
         _insert_send_once(session)
         .values(
@@ -60,48 +121,17 @@ def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Sen
             created_at=now,
             enqueued_at=now,
             error_streak=0,
+            listed_through=0,
+            last_subscriber_id=last_subscriber_id,
         )
         .returning(Send.id)
     )
     if send_id is None:
         return None
-    chose_tags = exists().where(SubscriberTag.subscriber_id == Subscriber.id)
-    chose_this_post = exists().where(
-        SubscriberTag.subscriber_id == Subscriber.id,
-        SubscriberTag.tag_id == PostTag.tag_id,
-        PostTag.post_id == post_id,
-    )
-    moment = literal(now, UTCDateTime())
-    recipients = (
-        select(
-            literal(send_id),
-            Subscriber.id,
-            literal(DeliveryStatus.QUEUED.value),
-            literal(0),
-            moment,
-            moment,
-        )
-        .where(
-            Subscriber.status == SubscriberStatus.CONFIRMED,
-            Subscriber.confirmed_at <= now,
-            or_(~chose_tags, chose_this_post),
-        )
-        .order_by(Subscriber.id)
-    )
-    session.execute(
-        insert(Delivery).from_select(
-            ["send_id", "subscriber_id", "status", "attempts", "next_attempt_at", "updated_at"],
-            recipients,
-        )
-    )
-    # Counted over the index (the driver's rowcount for INSERT…SELECT is not reliable).
-    count = (
-        session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.send_id == send_id)
-        )
-        or 0
-    )
+    wanted = _recipients(post_id, at=now, last_subscriber_id=last_subscriber_id)
+    count = session.scalar(select(func.count()).select_from(Subscriber).where(*wanted)) or 0
     session.execute(update(Send).where(Send.id == send_id).values(recipients=count))
+    list_step(session, send_id, now=now)
     send = session.get(Send, send_id, populate_existing=True)
     assert send is not None
     if count:
@@ -111,6 +141,76 @@ def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Sen
         send.finished_at = now
         session.flush()
     return send
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one listing step wrote: the new delivery ids, and whether more remain."""
+
+    delivery_ids: list[int]
+    more: bool
+
+
+def list_step(session: DbSession, send_id: int, *, now: datetime) -> Step:
+    """Write the delivery rows of the next ``NEWSLETTER_LIST_CHUNK`` recipients; flushes only.
+
+    Does nothing once the listing is complete or the send is no longer
+    sending.  Safe to run twice at once: a row is written once, and only the
+    step that moved ``listed_through`` on from where it found it says more
+    remain.  The last step sets the send's recipients to the rows written.
+    """
+    row = session.execute(
+        select(Send.post_id, Send.created_at, Send.listed_through, Send.last_subscriber_id).where(
+            Send.id == send_id, Send.status == SendStatus.SENDING
+        )
+    ).one_or_none()
+    if row is None or row.listed_through is None:
+        return Step([], more=False)
+    post_id, frozen_at, after, last = row
+    wanted = [
+        Subscriber.id > after,
+        *_recipients(post_id, at=frozen_at, last_subscriber_id=last or 0),
+    ]
+    boundary = session.scalar(
+        select(Subscriber.id)
+        .where(*wanted)
+        .order_by(Subscriber.id)
+        .offset(_list_chunk() - 1)
+        .limit(1)
+    )
+    if boundary is not None:
+        wanted.append(Subscriber.id <= boundary)
+    listed = literal(now, UTCDateTime())
+    rows = select(
+        literal(send_id),
+        Subscriber.id,
+        literal(DeliveryStatus.QUEUED.value),
+        literal(0),
+        listed,
+        listed,
+    ).where(*wanted)
+    columns = ["send_id", "subscriber_id", "status", "attempts", "next_attempt_at", "updated_at"]
+    written = session.scalars(
+        _insert_deliveries_once(session)
+        .from_select(columns, rows)
+        .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
+        .returning(Delivery.id)
+    ).all()
+    moved = session.execute(
+        update(Send)
+        .where(Send.id == send_id, Send.listed_through == after)
+        .values(listed_through=boundary)
+        .execution_options(synchronize_session=False)
+    )
+    if boundary is None and moved.rowcount:  # type: ignore[attr-defined]
+        total = select(func.count()).select_from(Delivery).where(Delivery.send_id == send_id)
+        session.execute(
+            update(Send)
+            .where(Send.id == send_id)
+            .values(recipients=total.scalar_subquery())
+            .execution_options(synchronize_session=False)
+        )
+    return Step(sorted(written), more=boundary is not None and bool(moved.rowcount))  # type: ignore[attr-defined]
 
 
 def publish_with_email(
@@ -169,6 +269,7 @@ def cancel_send(session: DbSession, send_id: int, *, actor: Actor, now: datetime
     send.status = SendStatus.CANCELLED
     send.cancelled_at = now
     send.finished_at = now
+    send.listed_through = None  # nobody not yet listed will be
     session.execute(
         update(Delivery)
         .where(Delivery.send_id == send_id, Delivery.status == DeliveryStatus.QUEUED)
@@ -211,6 +312,10 @@ def send_progress(session: DbSession, send: Send) -> Progress:
         .group_by(Delivery.status)
     ):
         counts[status] = number
+    # Recipients whose rows are not written yet are still to go, while the send goes on.
+    unlisted = 0
+    if send.listed_through is not None and send.status is SendStatus.SENDING:
+        unlisted = max(0, send.recipients - sum(counts.values()))
     return Progress(
         send_id=send.id,
         post_id=send.post_id,
@@ -219,7 +324,7 @@ def send_progress(session: DbSession, send: Send) -> Progress:
         sent=counts[DeliveryStatus.SENT],
         failed=counts[DeliveryStatus.FAILED],
         skipped=counts[DeliveryStatus.SKIPPED],
-        remaining=counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING],
+        remaining=counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING] + unlisted,
         created_at=send.created_at,
         finished_at=send.finished_at,
         stop_reason=send.stop_reason,

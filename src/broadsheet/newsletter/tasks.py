@@ -14,10 +14,11 @@ from flask import current_app
 from sqlalchemy import select
 
 from broadsheet.extensions import db, mail, utcnow
-from broadsheet.newsletter import delivery
+from broadsheet.newsletter import delivery, sending
 from broadsheet.newsletter.emails import subscriber_note
 from broadsheet.newsletter.mailers import mailer_for
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
+from broadsheet.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,24 @@ def dispatch_send(send_id: int) -> int:
     )
     db.session.commit()
     return len(ranges)
+
+
+@shared_task(name="broadsheet.list_recipients")
+def list_recipients(send_id: int) -> int:
+    """Write the next step of a send's delivery rows and queue their batches; then the step
+    after it, as a task of its own, while more remain.  Returns how many rows it wrote."""
+    config = current_app.config
+    step = sending.list_step(db.session, send_id, now=utcnow())
+    delivery.dispatch_rows(
+        db.session, send_id, step.delivery_ids, now=utcnow(),
+        batch_size=config["NEWSLETTER_BATCH_SIZE"],
+    )  # fmt: skip
+    if step.more:
+        enqueue_after_commit(db.session, list_recipients, send_id)
+    else:
+        delivery.finish_if_done(db.session, send_id, now=utcnow())
+    db.session.commit()
+    return len(step.delivery_ids)
 
 
 @shared_task(name="broadsheet.sweep_newsletter")
