@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
@@ -95,8 +97,10 @@ def test_subscribing_is_rate_limited(eager_app: Flask) -> None:
     assert codes[-1] == 429
 
 
-def test_reader_chooses_tags_when_subscribing_and_changes_them_later(eager_app: Flask) -> None:
-    make_subscriber("seed@example.com", tags=["Python", "Flask", "#internal"])
+def test_reader_chooses_tags_when_subscribing_and_changes_them_later(
+    eager_app: Flask, make_post: Any
+) -> None:
+    make_post("Seed", tags=["Python", "Flask", "#internal"])  # a tag is offered once it has a post
     client = eager_app.test_client()
     form = client.get("/subscribe/").text
     assert 'value="python"' in form

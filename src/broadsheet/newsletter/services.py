@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from broadsheet.accounts.permissions import Action, Actor, require
-from broadsheet.content.models import Tag
+from broadsheet.content.models import PostTag, Tag
 from broadsheet.content.services import find_or_create_tags
 from broadsheet.errors import Invalid, NotFound
 from broadsheet.extensions import DbSession
@@ -37,6 +37,9 @@ CSV_FIELDS = ("email", "status", "tags", "consent", "created_at", "confirmed_at"
 # How often one address may ask to subscribe, through any door (the site or the API).
 SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
 
+# How many tags the forms offer: a big site has too many for a page of checkboxes.
+OFFERED_TAGS = 30
+
 
 def normalise_email(raw: str) -> str:
     """The address as stored: trimmed and lower-cased.  Raises Invalid when it is not one."""
@@ -48,9 +51,64 @@ def normalise_email(raw: str) -> str:
     return email
 
 
-def public_tags(session: DbSession) -> list[Tag]:
-    """The tags a reader may choose from (internal ``#`` tags are never offered)."""
-    return list(session.scalars(select(Tag).where(~Tag.is_internal).order_by(Tag.name)))
+@dataclass(frozen=True)
+class TagOption:
+    """One checkbox of the subscribe and preferences forms."""
+
+    tag: Tag
+    posts: int  # public posts with the tag
+    chosen: bool
+
+
+@dataclass(frozen=True)
+class OfferedTags:
+    options: list[TagOption]
+    more: bool  # some public tags with posts are not offered
+
+
+def offered_tags(
+    session: DbSession, *, now: datetime, chosen: Iterable[str] = (), limit: int = OFFERED_TAGS
+) -> OfferedTags:
+    """The tags a reader may tick: the ``limit`` most used, and every one already ``chosen``.
+
+    Most used means most public posts; ties go by name.  ``chosen`` (slugs)
+    are offered ticked even when they are outside the most used or have no
+    post, so that nothing a reader chose disappears from the form; they come
+    first when they are not among the most used.  Internal and unknown slugs
+    in ``chosen`` are ignored.  Two queries at most, however many tags.
+    """
+    wanted = {slug.strip() for slug in chosen if slug.strip()}
+    counted = (
+        select(PostTag.tag_id, func.count().label("posts"))
+        .where(PostTag.published_at <= now)
+        .group_by(PostTag.tag_id)
+        .subquery()
+    )
+    most_used = (
+        select(Tag, counted.c.posts)
+        .join(counted, counted.c.tag_id == Tag.id)
+        .where(~Tag.is_internal)
+        .order_by(counted.c.posts.desc(), Tag.name)
+        .limit(limit + 1)
+    )
+    rows = session.execute(most_used).all()
+    top = [TagOption(row[0], int(row[1]), row[0].slug in wanted) for row in rows[:limit]]
+    if missing := wanted - {option.tag.slug for option in top}:
+        public_posts = (
+            select(func.count())
+            .select_from(PostTag)
+            .where(PostTag.tag_id == Tag.id, PostTag.published_at <= now)
+            .correlate(Tag)
+            .scalar_subquery()
+        )
+        others = (
+            select(Tag, public_posts)
+            .where(Tag.slug.in_(missing), ~Tag.is_internal)
+            .order_by(Tag.name)
+        )
+        extra = session.execute(others).all()
+        top = [TagOption(row[0], int(row[1]), True) for row in extra] + top
+    return OfferedTags(top, more=len(rows) > limit)
 
 
 def _chosen_tags(session: DbSession, slugs: Sequence[str]) -> list[Tag]:

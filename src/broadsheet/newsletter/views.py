@@ -42,8 +42,10 @@ def _page(template: str, title: str, status: int = 200, **context: Any) -> Respo
 
 @bp.get("/subscribe/")
 def subscribe_form() -> ResponseReturnValue:
-    return _page("subscribe.html", "Subscribe", tags=services.public_tags(db.session),
-                 values={}, errors={})  # fmt: skip
+    # ``?tag=<slug>`` (the link on a tag's page) offers that tag ticked; an unknown one is ignored.
+    chosen = [request.args.get("tag", "")]
+    tags = services.offered_tags(db.session, now=utcnow(), chosen=chosen)
+    return _page("subscribe.html", "Subscribe", tags=tags, values={}, errors={})
 
 
 @bp.post("/subscribe/")
@@ -58,9 +60,10 @@ def subscribe() -> ResponseReturnValue:
         db.session.commit()
     except Invalid as error:
         db.session.rollback()
-        values = {"email": form.get("email", ""), "tags": chosen}
-        return _page("subscribe.html", "Subscribe", 422, tags=services.public_tags(db.session),
-                     values=values, errors=error.fields)  # fmt: skip
+        tags = services.offered_tags(db.session, now=utcnow(), chosen=chosen)
+        values = {"email": form.get("email", "")}
+        return _page("subscribe.html", "Subscribe", 422, tags=tags, values=values,
+                     errors=error.fields)  # fmt: skip
     return _page("check_inbox.html", "Check your inbox")
 
 
@@ -116,13 +119,13 @@ def preferences(token: str) -> ResponseReturnValue:
     subscriber = services.subscriber_for(
         db.session, secret_key=secret, purpose=Purpose.PREFERENCES, token=token
     )
-    chosen = {tag.slug for tag in subscriber.tags}
+    # After a refused change the form shows what the reader sent, as the subscribe form does.
+    chosen = request.form.getlist("tags") if errors else [tag.slug for tag in subscriber.tags]
     return _page(
         "preferences.html",
         "Your newsletter preferences",
         status,
-        tags=services.public_tags(db.session),
-        chosen=chosen,
+        tags=services.offered_tags(db.session, now=utcnow(), chosen=chosen),
         errors=errors,
         saved=saved,
         subscriber=subscriber,
