@@ -147,3 +147,22 @@ def test_the_forms_cost_the_same_queries_however_many_tags(
     with_forty = queries()
     make_post("Everything", tags=[f"Extra {n:03d}" for n in range(200)])
     assert queries() == with_forty
+
+
+@pytest.mark.usefixtures("forty_tags")
+def test_the_ranking_is_counted_once_until_a_post_changes_it(
+    client: FlaskClient, make_post: Any, count_queries: QueryCounter
+) -> None:
+    def counting_queries(url: str) -> int:
+        before = len(count_queries)
+        assert client.get(url).status_code == 200
+        return sum("count(" in sql.lower() for sql in count_queries.statements[before:])
+
+    assert counting_queries("/subscribe/") == 1
+    assert counting_queries("/subscribe/") == 0  # kept for the content as it stands
+    assert counting_queries("/subscribe/?tag=topic-20") == 0  # one of the most used
+
+    for number in range(40):  # a new topic overtakes every other one
+        make_post(f"Fresh {number}", tags=["Fresh"])
+    assert counting_queries("/subscribe/") == 1
+    assert offered(client.get("/subscribe/").text)[0] == ("fresh", False)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import flask
 import redis
@@ -85,6 +85,7 @@ WATCHED_TABLES = frozenset({"posts", "tags", "post_tags", "post_authors", "users
 CHANGED = "broadsheet.page_cache.changed"  # a flag in Session.info until the commit
 MEMORY_BYTES = 32 * 1024 * 1024  # each process's copies of the pages it served last
 MEMORY_VALUES = 10_000  # and of the listing totals it used last
+T = TypeVar("T")
 # Headers that belong to one request, not to the page: a hit gets its own.
 PER_REQUEST_HEADERS = frozenset({"x-request-id", "x-cache", "set-cookie", "content-length"})
 STATE = "broadsheet.page_cache.lookup"  # in the WSGI environ, from the middleware to Flask
@@ -99,7 +100,7 @@ class PageCache:
         self.store = store
         self.generation = generation
         self.recent: Recent[Entry] = Recent(memory, lambda entry: len(entry.body))
-        self.values: Recent[tuple[str, int]] = Recent(MEMORY_VALUES, lambda _value: 1)
+        self.values: Recent[tuple[str, Any]] = Recent(MEMORY_VALUES, lambda _value: 1)
         self._failing = False
         self._owed = False
 
@@ -137,15 +138,15 @@ class PageCache:
         self.recent.put(url, entry)
         self._call(self.store.set, _key(url), entry, ENTRY_SECONDS)
 
-    def remember(self, generation: str, name: str, compute: Callable[[], int]) -> int:
-        """The number called ``name`` in ``generation``: computed once, then shared."""
+    def remember(self, generation: str, name: str, compute: Callable[[], T]) -> T:
+        """The value called ``name`` in ``generation``: computed once, then shared."""
         key = _key(f"value:{name}")
         held = self.values.get(key)
         if held is not None and held[0] == generation:
-            return held[1]
+            return cast(T, held[1])
         worked, stored = self._call(self.store.get, key)
         if worked and isinstance(stored, tuple) and stored[0] == generation:
-            value = int(stored[1])
+            value = cast(T, stored[1])
         else:
             value = compute()
             self._call(self.store.set, key, (generation, value), ENTRY_SECONDS)
@@ -205,11 +206,12 @@ def invalidate(app: Flask) -> None:
         cache.invalidate()
 
 
-def remember(name: str, compute: Callable[[], int]) -> int:
-    """A number derived from content (a listing's total), computed once per content generation.
+def remember(name: str, compute: Callable[[], T]) -> T:
+    """A value derived from content (a listing's total, the most used tags), computed once per
+    content generation; anything picklable.
 
     Pass it where a query takes a ``Remember``.  Within an anonymous request
-    that the page cache looked up, the number is kept under that request's
+    that the page cache looked up, the value is kept under that request's
     generation, in this process and in the store, so the second page of the
     home page or another process's miss reuses the first one's count; it is
     stored under the token read before any query ran, so, like a page, it can

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, and_, func, literal, or_, select, union_all
 
@@ -37,13 +37,18 @@ from broadsheet.content.models import (
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
 
-# Given a name for a number and how to compute it, the number (perhaps kept from before).
-Remember = Callable[[str, Callable[[], int]], int]
+T = TypeVar("T")
 
 
-def compute(_name: str, count: Callable[[], int]) -> int:
+class Remember(Protocol):
+    """Given a name for a value and how to compute it, the value (perhaps kept from before)."""
+
+    def __call__(self, name: str, compute: Callable[[], T], /) -> T: ...
+
+
+def compute(_name: str, value: Callable[[], T], /) -> T:
     """The ``Remember`` that keeps nothing."""
-    return count()
+    return value()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.content.models import PostTag, Tag
+from broadsheet.content.queries import Remember, compute
 from broadsheet.content.services import find_or_create_tags
 from broadsheet.errors import Invalid, NotFound
 from broadsheet.extensions import DbSession
@@ -67,7 +68,12 @@ class OfferedTags:
 
 
 def offered_tags(
-    session: DbSession, *, now: datetime, chosen: Iterable[str] = (), limit: int = OFFERED_TAGS
+    session: DbSession,
+    *,
+    now: datetime,
+    chosen: Iterable[str] = (),
+    limit: int = OFFERED_TAGS,
+    remember: Remember = compute,
 ) -> OfferedTags:
     """The tags a reader may tick: the ``limit`` most used, and every one already ``chosen``.
 
@@ -75,7 +81,8 @@ def offered_tags(
     are offered ticked even when they are outside the most used or have no
     post, so that nothing a reader chose disappears from the form; they come
     first when they are not among the most used.  Internal and unknown slugs
-    in ``chosen`` are ignored.  Two queries at most, however many tags.
+    in ``chosen`` are ignored.  Three queries at most, however many tags;
+    the ranking, which counts every public tag link, is kept by ``remember``.
     """
     wanted = {slug.strip() for slug in chosen if slug.strip()}
     counted = (
@@ -85,14 +92,24 @@ def offered_tags(
         .subquery()
     )
     most_used = (
-        select(Tag, counted.c.posts)
+        select(Tag.id, counted.c.posts)
         .join(counted, counted.c.tag_id == Tag.id)
         .where(~Tag.is_internal)
         .order_by(counted.c.posts.desc(), Tag.name)
         .limit(limit + 1)
     )
-    rows = session.execute(most_used).all()
-    top = [TagOption(row[0], int(row[1]), row[0].slug in wanted) for row in rows[:limit]]
+
+    def rank() -> list[tuple[int, int]]:
+        return [(int(row[0]), int(row[1])) for row in session.execute(most_used)]
+
+    ranking = remember(f"offered-tags:{limit}", rank)
+    ids = [tag_id for tag_id, _ in ranking[:limit]]
+    found = {tag.id: tag for tag in session.scalars(select(Tag).where(Tag.id.in_(ids)))}
+    top = [
+        TagOption(found[tag_id], posts, found[tag_id].slug in wanted)
+        for tag_id, posts in ranking[:limit]
+        if tag_id in found
+    ]
     if missing := wanted - {option.tag.slug for option in top}:
         public_posts = (
             select(func.count())
@@ -108,7 +125,7 @@ def offered_tags(
         )
         extra = session.execute(others).all()
         top = [TagOption(row[0], int(row[1]), True) for row in extra] + top
-    return OfferedTags(top, more=len(rows) > limit)
+    return OfferedTags(top, more=len(ranking) > limit)
 
 
 def _chosen_tags(session: DbSession, slugs: Sequence[str]) -> list[Tag]:

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from broadsheet import page_cache
 from broadsheet.errors import Invalid
 from broadsheet.extensions import csrf, db, limiter, utcnow
 from broadsheet.newsletter import services
@@ -44,7 +45,9 @@ def _page(template: str, title: str, status: int = 200, **context: Any) -> Respo
 def subscribe_form() -> ResponseReturnValue:
     # ``?tag=<slug>`` (the link on a tag's page) offers that tag ticked; an unknown one is ignored.
     chosen = [request.args.get("tag", "")]
-    tags = services.offered_tags(db.session, now=utcnow(), chosen=chosen)
+    tags = services.offered_tags(
+        db.session, now=utcnow(), chosen=chosen, remember=page_cache.remember
+    )
     return _page("subscribe.html", "Subscribe", tags=tags, values={}, errors={})
 
 
@@ -60,7 +63,9 @@ def subscribe() -> ResponseReturnValue:
         db.session.commit()
     except Invalid as error:
         db.session.rollback()
-        tags = services.offered_tags(db.session, now=utcnow(), chosen=chosen)
+        tags = services.offered_tags(
+            db.session, now=utcnow(), chosen=chosen, remember=page_cache.remember
+        )
         values = {"email": form.get("email", "")}
         return _page("subscribe.html", "Subscribe", 422, tags=tags, values=values,
                      errors=error.fields)  # fmt: skip
@@ -125,7 +130,9 @@ def preferences(token: str) -> ResponseReturnValue:
         "preferences.html",
         "Your newsletter preferences",
         status,
-        tags=services.offered_tags(db.session, now=utcnow(), chosen=chosen),
+        tags=services.offered_tags(
+            db.session, now=utcnow(), chosen=chosen, remember=page_cache.remember
+        ),
         errors=errors,
         saved=saved,
         subscriber=subscriber,
