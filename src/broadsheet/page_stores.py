@@ -73,8 +73,11 @@ class FileGeneration:
     def write(self, token: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         spare = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
-        spare.write_text(token, encoding="ascii")
-        spare.replace(self.path)
+        try:
+            spare.write_text(token, encoding="ascii")
+            spare.replace(self.path)
+        finally:
+            spare.unlink(missing_ok=True)  # only left behind when writing failed
 
 
 def redis_stores(url: str, prefix: str) -> tuple[PageStore, GenerationStore]:
