@@ -55,11 +55,12 @@ def _insert_send_once(session: DbSession) -> Insert:
     return sqlite.insert(Send).on_conflict_do_nothing(index_elements=[Send.post_id])
 
 
-def _insert_deliveries_once(session: DbSession) -> Any:
-    """An INSERT into deliveries of the dialect at hand, which can skip rows already there."""
+def _insert_deliveries_once(session: DbSession) -> Insert:
+    """An INSERT into deliveries that skips a subscriber the send already has a row for."""
+    key = [Delivery.send_id, Delivery.subscriber_id]
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Delivery)
-    return sqlite.insert(Delivery)
+        return postgresql.insert(Delivery).on_conflict_do_nothing(index_elements=key)
+    return sqlite.insert(Delivery).on_conflict_do_nothing(index_elements=key)
 
 
 LIST_CHUNK = 5000  # subscribers whose rows one step writes, outside an app (NEWSLETTER_LIST_CHUNK)
@@ -191,10 +192,7 @@ def list_step(session: DbSession, send_id: int, *, now: datetime) -> Step:
     ).where(*wanted)
     columns = ["send_id", "subscriber_id", "status", "attempts", "next_attempt_at", "updated_at"]
     written = session.scalars(
-        _insert_deliveries_once(session)
-        .from_select(columns, rows)
-        .on_conflict_do_nothing(index_elements=["send_id", "subscriber_id"])
-        .returning(Delivery.id)
+        _insert_deliveries_once(session).from_select(columns, rows).returning(Delivery.id)
     ).all()
     moved = session.execute(
         update(Send)
