@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from broadsheet import create_app
 from broadsheet.content.models import Post, PostStatus
-from broadsheet.content.tasks import publish_due_posts
 from broadsheet.extensions import db
 from broadsheet.queue import enqueue_after_commit
 from tests import services
@@ -71,10 +70,10 @@ def _waiting(celery: Celery, queue: str) -> int:
 
 def test_work_is_sent_only_when_its_transaction_commits(queue_app: Flask, queue_name: str) -> None:
     celery = queue_app.extensions["celery"]
-    enqueue_after_commit(db.session, publish_due_posts)
+    enqueue_after_commit(db.session, "broadsheet.publish_due_posts")
     db.session.rollback()
     assert _waiting(celery, queue_name) == 0
-    enqueue_after_commit(db.session, publish_due_posts)
+    enqueue_after_commit(db.session, "broadsheet.publish_due_posts")
     assert _waiting(celery, queue_name) == 0  # not before the commit either
     db.session.commit()
     assert _waiting(celery, queue_name) == 1
@@ -92,7 +91,7 @@ def test_a_worker_started_later_does_the_work_queued_while_it_was_away(
         tags=["queue"],
     )
     # Queued with no worker running: the broker (RabbitMQ, or the SQLite file) keeps it.
-    enqueue_after_commit(db.session, publish_due_posts)
+    enqueue_after_commit(db.session, "broadsheet.publish_due_posts")
     db.session.commit()
 
     def published() -> bool:

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from celery import Celery, Task
-from flask import Flask
+from flask import Flask, current_app
 from kombu import transport as kombu_transport
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import event
@@ -55,8 +55,12 @@ def celery_init_app(app: Flask) -> Celery[Any]:
     return celery_app
 
 
-def enqueue_after_commit(session: DbSession, task: Any, *args: Any, **kwargs: Any) -> None:
-    """Send ``task`` with ids as arguments once ``session`` commits; a rollback drops it."""
+def enqueue_after_commit(session: DbSession, task: str, *args: Any, **kwargs: Any) -> None:
+    """Send the task named ``task`` with ids as arguments once ``session`` commits.
+
+    Services name the task (``"broadsheet.send_batch"``) rather than import it, so that
+    no service imports a tasks module.  A rollback drops what was queued.
+    """
     # Begin the transaction now, so that the commit fires its hook even if nothing else ran.
     session.connection()
     session.info.setdefault(PENDING_KEY, []).append((task, args, kwargs))
@@ -64,11 +68,17 @@ def enqueue_after_commit(session: DbSession, task: Any, *args: Any, **kwargs: An
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
-    for task, args, kwargs in session.info.pop(PENDING_KEY, []):
+    pending = session.info.pop(PENDING_KEY, [])
+    if not pending:
+        return
+    celery_app: Celery[Any] = current_app.extensions["celery"]
+    for name, args, kwargs in pending:
         try:
-            task.apply_async(args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY)
+            celery_app.tasks[name].apply_async(
+                args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY
+            )
         except Exception:  # the broker is down: the database still records the work
-            log.warning("could not enqueue %s; the sweeper will retry", task.name, exc_info=True)
+            log.warning("could not enqueue %s; the sweeper will retry", name, exc_info=True)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -274,11 +274,9 @@ def request_password_reset(session: DbSession, email: str) -> None:
     The email is sent by the worker after the caller commits.  Says nothing
     of whether the address has an account.
     """
-    from broadsheet.accounts.tasks import send_password_reset
-
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is not None and user.is_active:
-        enqueue_after_commit(session, send_password_reset, user.id)
+        enqueue_after_commit(session, "broadsheet.send_password_reset", user.id)
 
 
 def reset_password(session: DbSession, user: User, password: str) -> User:

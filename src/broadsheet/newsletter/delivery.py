@@ -43,6 +43,7 @@ from broadsheet.newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from broadsheet.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -394,8 +395,6 @@ def dispatch(
 ) -> list[tuple[int, int]]:
     """Queue (after commit) one batch task per range of the send's due rows, and the next step
     of its listing when that is not complete; flushes only."""
-    from broadsheet.newsletter.tasks import list_recipients
-    from broadsheet.queue import enqueue_after_commit
 
     ranges = due_ranges(session, send_id, now=now, batch_size=batch_size)
     _enqueue_batches(session, send_id, ranges, now=now)
@@ -403,7 +402,7 @@ def dispatch(
         select(Send.listed_through).where(Send.id == send_id, Send.status == SendStatus.SENDING)
     )
     if listing is not None:
-        enqueue_after_commit(session, list_recipients, send_id)
+        enqueue_after_commit(session, "broadsheet.list_recipients", send_id)
     return ranges
 
 
@@ -422,8 +421,6 @@ def dispatch_rows(
 def _enqueue_batches(
     session: DbSession, send_id: int, ranges: list[tuple[int, int]], *, now: datetime
 ) -> None:
-    from broadsheet.newsletter.tasks import send_batch
-    from broadsheet.queue import enqueue_after_commit
 
     session.execute(
         update(Send)
@@ -432,7 +429,7 @@ def _enqueue_batches(
         .execution_options(synchronize_session=False)
     )
     for first, last in ranges:
-        enqueue_after_commit(session, send_batch, send_id, first, last)
+        enqueue_after_commit(session, "broadsheet.send_batch", send_id, first, last)
 
 
 @dataclass

@@ -107,7 +107,6 @@ def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Sen
     creates nothing, when the post already has a send or is not a published
     post.  The send (and the rest of the listing) is enqueued after commit.
     """
-    from broadsheet.newsletter.tasks import dispatch_send
 
     post = session.get(Post, post_id)
     if post is None or post.kind is not PostKind.POST or post.status is not PostStatus.PUBLISHED:
@@ -136,7 +135,7 @@ def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Sen
     send = session.get(Send, send_id, populate_existing=True)
     assert send is not None
     if count:
-        enqueue_after_commit(session, dispatch_send, send_id)
+        enqueue_after_commit(session, "broadsheet.dispatch_send", send_id)
     else:
         send.status = SendStatus.DONE
         send.finished_at = now

@@ -163,7 +163,6 @@ def subscribe(
     caller learns nothing it can show.  Raises Invalid for a bad address or
     an unknown tag.
     """
-    from broadsheet.newsletter.tasks import send_subscriber_email
 
     address = normalise_email(email)
     chosen = _chosen_tags(session, tags)
@@ -183,7 +182,7 @@ def subscribe(
         subscriber.consent = f"asked on the site at {now:%Y-%m-%d %H:%M} UTC"
         _set_tags(subscriber, chosen)
     session.flush()
-    enqueue_after_commit(session, send_subscriber_email, subscriber.id, kind)
+    enqueue_after_commit(session, "broadsheet.send_subscriber_email", subscriber.id, kind)
     return subscriber
 
 
@@ -329,7 +328,6 @@ def import_subscribers(
     confirmation email after the commit.  Addresses already known are left as
     they are.  Raises Invalid naming every bad line, and writes nothing then.
     """
-    from broadsheet.newsletter.tasks import send_confirmations
 
     require(actor, Action.MANAGE_SUBSCRIBERS)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -395,7 +393,7 @@ def import_subscribers(
     ids = [subscriber.id for subscriber in pending]
     for start in range(0, len(ids), CONFIRMATIONS_PER_TASK):
         enqueue_after_commit(
-            session, send_confirmations, ids[start : start + CONFIRMATIONS_PER_TASK]
+            session, "broadsheet.send_confirmations", ids[start : start + CONFIRMATIONS_PER_TASK]
         )
     return report
 

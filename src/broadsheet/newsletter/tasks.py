@@ -74,7 +74,7 @@ def list_recipients(send_id: int) -> int:
         batch_size=config["NEWSLETTER_BATCH_SIZE"],
     )  # fmt: skip
     if step.more:
-        enqueue_after_commit(db.session, list_recipients, send_id)
+        enqueue_after_commit(db.session, "broadsheet.list_recipients", send_id)
     else:
         delivery.finish_if_done(db.session, send_id, now=utcnow())
     db.session.commit()
