@@ -38,9 +38,13 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
+# The suite runs on every core (pytest-xdist); each worker makes its own databases, queues and
+# folders.  TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # Reads under gunicorn and wrk on a 100,000-post PostgreSQL database, against a Flask "hello",
 # then the newsletter at 100,000 recipients (aiosmtpd as the SMTP sink, hence the test extras);

@@ -148,6 +148,15 @@ class Post(Model):
         return [link.user for link in self.author_links]
 
     @property
+    def author_ids(self) -> frozenset[int]:
+        """Who wrote it, as the permission check reads it (its author links must be loaded)."""
+        return frozenset(link.user_id for link in self.author_links)
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status is PostStatus.DRAFT
+
+    @property
     def reading_minutes(self) -> int:
         """Minutes a reader needs, at about 230 words a minute; never less than one."""
         return max(1, round(len(self.markdown.split()) / WORDS_PER_MINUTE))
