@@ -17,9 +17,9 @@ from broadsheet.api.errors import domain_problem
 from broadsheet.content import listing, queries
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import csrf, db, limiter, utcnow
+from broadsheet.http_caching import cacheable
 from broadsheet.newsletter import services as newsletter
 from broadsheet.page_cache import cache_pages
-from broadsheet.site.http import cacheable
 
 blp = Blueprint(
     "content_api",

@@ -34,9 +34,9 @@ from broadsheet.content.queries import (
 )
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
+from broadsheet.http_caching import cacheable
 from broadsheet.page_cache import cache_pages
 from broadsheet.settings.services import site_settings
-from broadsheet.site.http import cacheable
 from broadsheet.urls import absolute_url
 
 FEED_SIZE = 20  # the latest posts a feed carries

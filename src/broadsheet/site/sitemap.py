@@ -23,8 +23,8 @@ from broadsheet.content.queries import (
     sitemap_section_summary,
 )
 from broadsheet.extensions import db, utcnow
+from broadsheet.http_caching import cacheable
 from broadsheet.page_cache import cache_pages
-from broadsheet.site.http import cacheable
 from broadsheet.urls import absolute_url
 
 SITEMAP_MAX_URLS = 50_000  # the sitemaps.org limit per file; SITEMAP_MAX_URLS in config lowers it

@@ -30,6 +30,7 @@ from broadsheet.content import queries
 from broadsheet.content.models import Post, PostKind, Tag
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
+from broadsheet.http_caching import cacheable
 from broadsheet.page_cache import cache_pages
 from broadsheet.settings.services import SiteSettings, site_settings
 from broadsheet.site.head import (
@@ -47,7 +48,6 @@ from broadsheet.site.head import (
     person,
     post_data,
 )
-from broadsheet.site.http import cacheable
 from broadsheet.urls import absolute_url
 
 STATIC = Path(__file__).parent / "static"
