@@ -28,6 +28,9 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if not self._running:  # accepted while being cut: a stopped server would refuse it
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -53,6 +56,10 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and drop the open ones, as a stopped server would."""
         self._running = False
+        # On Linux, closing a socket that another thread waits on in accept() leaves it
+        # listening until that accept() returns; shutting it down first wakes the thread.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
