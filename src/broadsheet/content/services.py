@@ -31,6 +31,7 @@ from broadsheet.content.rendering import render_markdown, shorten
 from broadsheet.errors import Conflict, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.slugs import make_slug, unique_slug
+from broadsheet.text import check_single_line
 
 # First path segments the site itself uses: a post cannot take them as its slug.
 RESERVED_SLUGS = frozenset(
@@ -186,12 +187,12 @@ def _check_fields(
     *, title: str, slug: str | None, meta_title: str | None, meta_description: str | None
 ) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not title.strip() or len(title.strip()) > 300:
-        errors["title"] = "must be 1 to 300 characters"
+    if problem := check_single_line(title, limit=300):
+        errors["title"] = problem
     if slug and (problem := check_slug(slug)):
         errors["slug"] = problem
-    if meta_title and len(meta_title) > 300:
-        errors["meta_title"] = "must be at most 300 characters"
+    if meta_title and (problem := check_single_line(meta_title, limit=300)):
+        errors["meta_title"] = problem
     if meta_description and len(meta_description) > 500:
         errors["meta_description"] = "must be at most 500 characters"
     return errors

@@ -23,21 +23,42 @@ SMTP_TIMEOUT = 15.0
 
 
 class MailError(Exception):
-    """The message was not accepted; ``code`` is the SMTP reply code (None: no reply at all)."""
+    """The message was not accepted; ``code`` is the SMTP reply code (None: no reply at all).
 
-    def __init__(self, code: int | None, reply: str) -> None:
+    ``unsendable``: the message itself could not be made (a header a mail library refuses,
+    say); no server saw it, and trying again would fail the same way.
+    """
+
+    def __init__(self, code: int | None, reply: str, *, unsendable: bool = False) -> None:
         super().__init__(f"{code} {reply}" if code else reply)
         self.code = code
         self.reply = f"{code} {reply}" if code else reply
+        self.unsendable = unsendable
 
     @property
     def temporary(self) -> bool:
         """4xx replies and lost connections are worth another try; 5xx replies are not."""
+        if self.unsendable:
+            return False
         return self.code is None or 400 <= self.code < 500
 
     @property
     def connection_lost(self) -> bool:
-        return self.code is None
+        return self.code is None and not self.unsendable
+
+
+def _build(message: EmailMessage) -> bytes:
+    """The message as the wire carries it, or MailError(unsendable) if it cannot be made.
+
+    Flask-Mailman refuses a header with a newline (BadHeaderError, a ValueError), and the
+    email package raises others of the same kinds for what it cannot encode.
+    """
+    try:
+        return message.message().as_bytes(linesep="\r\n")
+    except (ValueError, TypeError, LookupError) as error:  # UnicodeError is a ValueError
+        raise MailError(
+            None, f"the message could not be made: {type(error).__name__}: {error}", unsendable=True
+        ) from None
 
 
 class Mailer(Protocol):
@@ -88,7 +109,7 @@ class SmtpMailer:
 
     def send(self, message: EmailMessage) -> None:
         sender = parseaddr(message.from_email)[1]
-        data = message.message().as_bytes(linesep="\r\n")
+        data = _build(message)
         try:
             if self.connection is None:
                 self.connection = self._open()
@@ -125,6 +146,7 @@ class BackendMailer:
         self.connection: Any = None
 
     def send(self, message: EmailMessage) -> None:
+        _build(message)  # refuse what cannot be made before the backend sees it
         if self.connection is None:
             self.connection = mail.get_connection(fail_silently=False)
             self.connection.open()

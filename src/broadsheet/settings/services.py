@@ -14,6 +14,7 @@ from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.errors import Invalid
 from broadsheet.extensions import DbSession
 from broadsheet.settings.models import SETTINGS_ROW_ID, SiteSettingsRow
+from broadsheet.text import check_single_line
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 1000
@@ -78,8 +79,8 @@ def update_site_settings(
     require(actor, Action.MANAGE_SETTINGS)
     title, description, timezone = title.strip(), description.strip(), timezone.strip()
     errors: dict[str, str] = {}
-    if not title or len(title) > MAX_TITLE:
-        errors["title"] = f"must be 1 to {MAX_TITLE} characters"
+    if problem := check_single_line(title, limit=MAX_TITLE):
+        errors["title"] = problem
     if len(description) > MAX_DESCRIPTION:
         errors["description"] = f"must be at most {MAX_DESCRIPTION} characters"
     if problem := check_timezone(timezone):
