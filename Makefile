@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install lock bench
+.PHONY: run test lint install lock bench checkers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,18 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
-test: lint
+# The outside checkers the tests run over every page, from npm as package-lock.json pins
+# them: the Nu Html Checker (vnu.jar, run on the machine's Java) and axe-core.  Install
+# scripts stay off (vnu-jar's would fetch a Java of its own).  Without npm the checker test
+# is skipped (and fails under .ci/run).
+CHECKERS := tests/checkers
+$(CHECKERS)/node_modules/.package-lock.json: $(CHECKERS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: the HTML and accessibility checks will not run"; exit 0; }
+	npm ci --prefix $(CHECKERS) --ignore-scripts --no-audit --no-fund --loglevel=error
+
+checkers: $(CHECKERS)/node_modules/.package-lock.json
+
+test: lint checkers
 	$(BIN)/pytest
 
 # Reads under gunicorn and wrk on a 100,000-post PostgreSQL database, against a Flask "hello",
