@@ -50,6 +50,8 @@ VNU_JAR = NODE_MODULES / "vnu-jar" / "build" / "dist" / "vnu.jar"
 AXE_JS = NODE_MODULES / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 FAILING_IMPACTS = {"serious", "critical"}
+CANARY = """<!doctype html><html lang="en"><title>Canary</title><main>
+<form action=""><input type="text" name="q"></form></main></html>"""
 
 
 def require_checkers() -> None:
@@ -70,7 +72,10 @@ def vnu_errors(files: list[Path]) -> list[str]:
         timeout=120,
         check=False,
     )
-    report = json.loads(result.stderr or result.stdout)  # vnu writes its report to stderr
+    try:
+        report = json.loads(result.stderr or result.stdout)  # vnu writes its report to stderr
+    except ValueError:
+        return [f"vnu.jar exited with {result.returncode}: {result.stderr[-500:]}"]
     errors = []
     for message in report["messages"]:
         where = Path(message.get("url", "?")).name
@@ -304,7 +309,16 @@ def test_every_page_passes_the_html_checker_and_axe(
         dark.goto(site.url + path, wait_until="load")
         checked.check_axe(f"dark phone {path}", dark)
 
-    html_errors = vnu_errors(checked.files)
+    # A page with a known fault in each checker's eyes, so that a checker gone quiet is noticed.
+    canary = folder / "canary.html"
+    canary.write_text(CANARY)
+    page.set_content(CANARY)
+    assert [v["id"] for v in axe_violations(page)] == ["label"]
+    html_errors = vnu_errors([*checked.files, canary])
+    found = [e for e in html_errors if e.startswith("canary.html:")]
+    assert len(found) == 1, html_errors
+    assert "Bad value “” for attribute “action” on element “form”" in found[0]
+    html_errors = [e for e in html_errors if not e.startswith("canary.html:")]
     for note in checked.notes:
         print("axe (moderate or minor):", note)
     problems = [*html_errors, *checked.failures]
