@@ -212,12 +212,21 @@ def site(
     db.session.remove()  # the server's threads open their own sessions
     apps: list[Flask] = []  # built once the port, and so SITE_URL, is known
     with served(lambda env, start: apps[0](env, start)) as url:
-        apps.append(create_app(base_config(tmp_path / "live", database_url, SITE_URL=url)))
+        # Errors are answered as in production (the 500 page), not raised into the test.
+        config = base_config(tmp_path / "live", database_url, SITE_URL=url)
+        live = create_app({**config, "PROPAGATE_EXCEPTIONS": False})
+        live.add_url_rule("/checker-fault/", "checker_fault", _fault)
+        apps.append(live)
         try:
             yield Site(url, apps[0], owner, ids)
         finally:
             with apps[0].app_context():
                 db.engine.dispose()
+
+
+def _fault() -> None:
+    """A page that fails, as any bug would, to show the 500 page."""
+    raise RuntimeError("a fault for the checkers")
 
 
 @pytest.fixture
@@ -264,6 +273,7 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("year", f"/{NOW:%Y}/")
     visit("month", f"/{NOW:%Y/%m}/")
     visit("not-found", "/no-such-post/", status=404)
+    visit("server-error", "/checker-fault/", status=500)
 
     # The newsletter's reader pages.
     visit("subscribe", "/subscribe/")
