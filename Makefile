@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install lock bench
+.PHONY: run test lint install lock bench checkers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,21 @@ lint: $(VENV)/.test-installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The outside checkers the tests run over every page, from npm as package-lock.json pins
+# them: the Nu Html Checker (vnu.jar, run on the machine's Java) and axe-core.  Install
+# scripts stay off (vnu-jar's would fetch a Java of its own).  Without npm the checker test
+# is skipped (and fails under .ci/run).
+CHECKERS := tests/checkers
+$(CHECKERS)/node_modules/.package-lock.json: $(CHECKERS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: the HTML and accessibility checks will not run"; exit 0; }
+	npm ci --prefix $(CHECKERS) --ignore-scripts --no-audit --no-fund --loglevel=error
+
+checkers: $(CHECKERS)/node_modules/.package-lock.json
+
 # The suite runs on every core (pytest-xdist); each worker makes its own databases, queues and
 # folders.  TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
-test: lint
+test: lint checkers
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # Reads under gunicorn and wrk on a 100,000-post PostgreSQL database, against a Flask "hello",

@@ -17,32 +17,49 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields import SelectChoice
+from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Optional
 
 from broadsheet.accounts.models import Role
 
 
-class ButtonForm(FlaskForm):
+class Form(FlaskForm):
+    """Every admin form: its hidden fields carry no ``id``.
+
+    Several forms share a page (a role, deactivate and hand-over form on a
+    staff member's page, a restore button on each revision), and each would
+    otherwise repeat ``id="csrf_token"``, which HTML forbids.  Nothing
+    points at a hidden field by its id.
+    """
+
+    class Meta:
+        def render_field(self, field: Any, render_kw: dict[str, Any]) -> Any:
+            if field.type in {"CSRFTokenField", "HiddenField"}:
+                render_kw = {"id": False, **render_kw}
+            return DefaultMeta.render_field(self, field, render_kw)
+
+
+class ButtonForm(Form):
     """A form with nothing but its CSRF token, for buttons that POST (sign out, restore)."""
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField("Email", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
 
 
-class ResetRequestForm(FlaskForm):
+class ResetRequestForm(Form):
     email = EmailField("Email", validators=[DataRequired()])
 
 
-class ResetForm(FlaskForm):
+class ResetForm(Form):
     password = PasswordField("New password", validators=[DataRequired()])
     confirm = PasswordField(
         "Repeat it", validators=[EqualTo("password", message="The two passwords differ.")]
     )
 
 
-class PostForm(FlaskForm):
+class PostForm(Form):
     title = StringField("Title", validators=[DataRequired()])
     slug = StringField("Slug", description="Leave empty to derive it from the title.")
     markdown = TextAreaField("Body (Markdown)")
@@ -74,12 +91,12 @@ class PostForm(FlaskForm):
         }
 
 
-class TagForm(FlaskForm):
+class TagForm(Form):
     name = StringField("Name", validators=[DataRequired()])
     description = TextAreaField("Description")
 
 
-class MergeForm(FlaskForm):
+class MergeForm(Form):
     target = SelectField("Merge into", coerce=int)
 
 
@@ -88,18 +105,18 @@ ROLE_CHOICES = [
 ]
 
 
-class StaffForm(FlaskForm):
+class StaffForm(Form):
     email = EmailField("Email", validators=[DataRequired()])
     name = StringField("Name")
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.AUTHOR.value)
     password = PasswordField("Password", description="They can also set one by password reset.")
 
 
-class RoleForm(FlaskForm):
+class RoleForm(Form):
     role = SelectField("Role", choices=ROLE_CHOICES)
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(Form):
     title = StringField("Site title", validators=[DataRequired()])
     description = TextAreaField("Description")
     timezone = StringField("Time zone", description="An IANA name, such as Europe/Paris.")
