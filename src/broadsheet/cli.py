@@ -90,6 +90,7 @@ def register_commands(app: Flask) -> None:
             name=owner_name,
             password=owner_password,
             now=utcnow(),
+            actor=OPERATOR,
         )
         click.echo(f"Schema is up to date; owner {owner.email} created.")
 
@@ -252,7 +253,7 @@ def prepare_first_run(app: Flask) -> None:
         password = secrets.token_urlsafe(12)
         accounts.create_user(
             db.session, email="owner@localhost.localdomain", role=Role.OWNER, name="Owner",
-            password=password, now=utcnow(),
+            password=password, now=utcnow(), actor=OPERATOR,
         )  # fmt: skip
         click.echo(f"Owner account: owner@localhost.localdomain, password {password}")
     if not db.session.scalar(select(func.count()).select_from(Post)):
