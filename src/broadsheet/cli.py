@@ -208,8 +208,11 @@ class SupervisedWorker:
         threading.Thread(target=self._watch, daemon=True).start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        # Its own session: Ctrl-C reaches the runner, which stops the worker itself.
-        return subprocess.Popen([sys.executable, *self.COMMAND], env=self.env,
+        # Its own session: Ctrl-C reaches the runner, which stops the worker itself.  Through
+        # the lifeline, a runner that dies without stopping it (SIGKILL, a crash) takes the
+        # worker with it, so no worker outlives the runner holding the embedded broker.
+        lifeline = (sys.executable, "-m", "broadsheet.lifeline", str(os.getpid()))
+        return subprocess.Popen([*lifeline, sys.executable, *self.COMMAND], env=self.env,
                                 start_new_session=True)  # fmt: skip
 
     def _watch(self) -> None:
