@@ -31,7 +31,10 @@ def run_email_task(task: Task[Any, Any], email_ids: list[int], compose: Composer
         clock=utcnow,
     )
     for when, ids in outcome.retry.items():
-        task.apply_async((ids,), countdown=max(0.0, (when - utcnow()).total_seconds()))
+        try:
+            task.apply_async((ids,), countdown=max(0.0, (when - utcnow()).total_seconds()))
+        except Exception:  # the broker is down: the rows are pending, and the sweeper has them
+            log.warning("could not queue the retry of emails %s; the sweeper will", ids)
     return outcome.sent
 
 
