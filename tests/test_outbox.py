@@ -18,6 +18,7 @@ from sqlalchemy import select
 from broadsheet.accounts import services as accounts
 from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.tasks import compose_password_reset
+from broadsheet.errors import Forbidden
 from broadsheet.extensions import db
 from broadsheet.newsletter import services as newsletter
 from broadsheet.newsletter.models import SubscriberStatus
@@ -26,6 +27,7 @@ from broadsheet.outbox import services as outbox
 from broadsheet.outbox.models import EmailStatus, OutboxEmail
 from tests.conftest import NOW
 from tests.smtp import Recorder, free_port
+from tests.staff import PASSWORD, separate_client, sign_in
 
 DELAYS = (60.0, 600.0)
 
@@ -175,3 +177,19 @@ def test_the_email_retry_schedule_and_its_sweeper_come_from_the_settings(tmp_pat
     assert chosen["EMAIL_RETRY_DELAYS"] == (5.0, 50.0)
     with pytest.raises(ConfigError, match="EMAIL_RETRY_DELAYS is 'later'"):
         load_settings({"SECRET_KEY": "k" * 20, "EMAIL_RETRY_DELAYS": "later"}, tmp_path)
+
+
+def test_staff_managers_see_the_emails_that_failed_and_why(
+    app: Flask, editor: User, make_user: Any, smtp_server: Recorder
+) -> None:
+    smtp_server.refuse("ed@example.com", "550 5.1.1 No such user")
+    _deliver(_ask_for_reset(editor).id, smtp_server.port, NOW)
+    make_user(Role.ADMIN, email="ada@example.com", password=PASSWORD)
+    admin = separate_client(app)
+    sign_in(admin, "ada@example.com")
+    page = admin.get("/admin/staff/").text
+    assert "Emails that could not be sent" in page
+    assert "password reset" in page
+    assert "550 5.1.1 No such user" in page
+    with pytest.raises(Forbidden):
+        accounts.failed_emails(db.session, actor=editor)

@@ -19,6 +19,8 @@ from broadsheet.accounts.models import ApiToken, Role, SignInFailure, User
 from broadsheet.accounts.permissions import OPERATOR, Action, Actor, can_give_role, require
 from broadsheet.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from broadsheet.extensions import DbSession
+from broadsheet.outbox import services as outbox
+from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.services import queue_email
 from broadsheet.slugs import make_slug, unique_slug
 
@@ -384,3 +386,12 @@ def reset_password(session: DbSession, user: User, password: str) -> User:
     user.password_hash = hash_password(password)
     session.flush()
     return user
+
+
+def failed_emails(session: DbSession, *, actor: Actor, limit: int = 20) -> list[OutboxEmail]:
+    """Password reset and subscriber emails that could not be sent, newest first, with why.
+
+    For staff managers, who can tell the person or fix the mail settings.
+    """
+    require(actor, Action.MANAGE_STAFF)
+    return outbox.failed_emails(session, limit=limit)

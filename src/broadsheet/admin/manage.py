@@ -105,7 +105,10 @@ def staff() -> ResponseReturnValue:
             flash(f"Added {created.name} as {created.role.value}.", "info")
             return redirect(url_for("admin.staff"))
     status = 422 if form.is_submitted() else 200
-    return page("staff.html", status, staff=accounts.staff(db.session), form=form)
+    return page(
+        "staff.html", status, staff=accounts.staff(db.session), form=form,
+        failed_emails=accounts.failed_emails(db.session, actor=user),
+    )  # fmt: skip
 
 
 def _staff_member(user_id: int) -> User:
