@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -211,7 +212,7 @@ class SupervisedWorker:
         # Its own session: Ctrl-C reaches the runner, which stops the worker itself.  Through
         # the lifeline, a runner that dies without stopping it (SIGKILL, a crash) takes the
         # worker with it, so no worker outlives the runner holding the embedded broker.
-        lifeline = (sys.executable, "-m", "broadsheet.lifeline", str(os.getpid()))
+        lifeline = (sys.executable, LIFELINE, str(os.getpid()))
         return subprocess.Popen([*lifeline, sys.executable, *self.COMMAND], env=self.env,
                                 start_new_session=True)  # fmt: skip
 
@@ -239,6 +240,11 @@ class SupervisedWorker:
         except subprocess.TimeoutExpired:
             self._signal_group(signal.SIGKILL)
             self.process.wait(timeout=5)
+
+
+# Run as a file, not as ``-m broadsheet.lifeline``: it needs only the standard library, and
+# importing the package first would cost the worker's start a second.
+LIFELINE = str(Path(__file__).with_name("lifeline.py"))
 
 
 def _child_env(app: Flask) -> dict[str, str]:

@@ -1,13 +1,14 @@
 """Run a command that ends when the process that started it ends, however that one dies.
 
-``python -m broadsheet.lifeline PARENT_PID COMMAND...`` is how ``broadsheet run``
-starts its worker.  On Linux it asks the kernel to send SIGTERM when the
-parent dies (``prctl(PR_SET_PDEATHSIG)``, kept across ``exec``) and then
-becomes the command, so no extra process stays.  Elsewhere it stays as a
-small watcher: it starts the command, checks once a second whether its own
-parent is still there, and if not ends the command with SIGTERM (SIGKILL
-ten seconds later).  A ``preexec_fn`` could make the same request, but it
-is unsafe in a process with threads, as the runner is.
+``python .../broadsheet/lifeline.py PARENT_PID COMMAND...`` is how
+``broadsheet run`` starts its worker (standard library only, so it starts at
+once).  On Linux it asks the kernel to send SIGTERM when the parent dies
+(``prctl(PR_SET_PDEATHSIG)``, kept across ``exec``) and then becomes the
+command, so no extra process stays.  Elsewhere it stays as a small watcher:
+it starts the command, checks once a second whether its own parent is still
+there, and if not ends the command with SIGTERM (SIGKILL ten seconds later).
+A ``preexec_fn`` could make the same request, but it is unsafe in a process
+with threads, as the runner is.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _watch(parent: int, command: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or not argv[0].isdigit():
-        print("usage: python -m broadsheet.lifeline PARENT_PID COMMAND...", file=sys.stderr)
+        print("usage: lifeline.py PARENT_PID COMMAND...", file=sys.stderr)
         return 2
     parent, command = int(argv[0]), argv[1:]
     if not sys.platform.startswith("linux"):
