@@ -22,6 +22,7 @@ from sqlalchemy import event, inspect, text
 
 from broadsheet import create_app, page_cache
 from broadsheet.accounts.models import Role, User
+from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.accounts.services import create_user
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.services import create_post
@@ -166,7 +167,8 @@ def make_user(app: Flask) -> Any:
         number = next(counter)
         fields.setdefault("email", f"staff{number}@example.com")
         fields.setdefault("name", f"Staff Member {number}")
-        user = create_user(db.session, role=role, now=NOW, **fields)
+        # The test sets the site up as the operator would, from the command line.
+        user = create_user(db.session, role=role, now=NOW, actor=OPERATOR, **fields)
         db.session.commit()
         return user
 

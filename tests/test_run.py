@@ -116,3 +116,50 @@ def _alive(session: int) -> bool:
     """Whether anything of the worker's session (the worker, its pool, its beat) still runs."""
     found = subprocess.run(["pgrep", "-s", str(session)], capture_output=True, check=False)
     return found.returncode == 0
+
+
+def test_the_worker_ends_when_the_runner_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves the runner no chance to stop its worker: the worker must go anyway."""
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY")
+    }
+    env["BROADSHEET_INSTANCE"] = str(tmp_path / "instance")
+    env["PYTHONUNBUFFERED"] = "1"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from broadsheet.cli import main; main()", "run", "--port",
+         str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    workers: list[int] = []
+    try:
+        assert wait_until(lambda: any(" ready." in line for line in lines), timeout=90), "".join(
+            lines
+        )
+        workers += [int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()]  # fmt: skip
+        assert len(workers) == 1, workers
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        killed = time.monotonic()
+        assert wait_until(lambda: not _alive(workers[0]), timeout=20), "".join(lines)
+        gone_after = time.monotonic() - killed
+        print(f"worker session gone {gone_after:.1f} s after the runner's SIGKILL")
+        assert gone_after < 15
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        for pid in workers:
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        reader.join(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

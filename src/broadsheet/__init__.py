@@ -68,6 +68,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.newsletter import tasks as _newsletter_tasks  # noqa: F401
     from broadsheet.newsletter.views import bp as newsletter_bp
     from broadsheet.ops import bp as ops_bp
+    from broadsheet.outbox import models as _outbox  # noqa: F401
+    from broadsheet.outbox import tasks as _outbox_tasks  # noqa: F401
     from broadsheet.settings import models as _settings  # noqa: F401
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site.feeds import bp as feeds_bp

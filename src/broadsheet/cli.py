@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -90,6 +91,7 @@ def register_commands(app: Flask) -> None:
             name=owner_name,
             password=owner_password,
             now=utcnow(),
+            actor=OPERATOR,
         )
         click.echo(f"Schema is up to date; owner {owner.email} created.")
 
@@ -207,8 +209,11 @@ class SupervisedWorker:
         threading.Thread(target=self._watch, daemon=True).start()
 
     def _start(self) -> subprocess.Popen[bytes]:
-        # Its own session: Ctrl-C reaches the runner, which stops the worker itself.
-        return subprocess.Popen([sys.executable, *self.COMMAND], env=self.env,
+        # Its own session: Ctrl-C reaches the runner, which stops the worker itself.  Through
+        # the lifeline, a runner that dies without stopping it (SIGKILL, a crash) takes the
+        # worker with it, so no worker outlives the runner holding the embedded broker.
+        lifeline = (sys.executable, LIFELINE, str(os.getpid()))
+        return subprocess.Popen([*lifeline, sys.executable, *self.COMMAND], env=self.env,
                                 start_new_session=True)  # fmt: skip
 
     def _watch(self) -> None:
@@ -237,6 +242,11 @@ class SupervisedWorker:
             self.process.wait(timeout=5)
 
 
+# Run as a file, not as ``-m broadsheet.lifeline``: it needs only the standard library, and
+# importing the package first would cost the worker's start a second.
+LIFELINE = str(Path(__file__).with_name("lifeline.py"))
+
+
 def _child_env(app: Flask) -> dict[str, str]:
     return {**os.environ, "BROADSHEET_INSTANCE": app.instance_path}
 
@@ -252,7 +262,7 @@ def prepare_first_run(app: Flask) -> None:
         password = secrets.token_urlsafe(12)
         accounts.create_user(
             db.session, email="owner@localhost.localdomain", role=Role.OWNER, name="Owner",
-            password=password, now=utcnow(),
+            password=password, now=utcnow(), actor=OPERATOR,
         )  # fmt: skip
         click.echo(f"Owner account: owner@localhost.localdomain, password {password}")
     if not db.session.scalar(select(func.count()).select_from(Post)):

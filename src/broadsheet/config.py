@@ -198,6 +198,10 @@ def load_settings(
     settings["NEWSLETTER_RETRY_DELAYS"] = read(
         "NEWSLETTER_RETRY_DELAYS", _seconds_list, (60.0, 300.0, 1800.0, 7200.0)
     )
+    # Password resets and subscription confirmations (the outbox): people are waiting for them.
+    settings["EMAIL_RETRY_DELAYS"] = read(
+        "EMAIL_RETRY_DELAYS", _seconds_list, (30.0, 120.0, 600.0, 1800.0)
+    )
     settings["NEWSLETTER_LEASE_SECONDS"] = read(
         "NEWSLETTER_LEASE_SECONDS", lambda v: _integer(v, 1, 86400), 120
     )
@@ -320,6 +324,8 @@ def celery_settings(
             # Re-enqueues newsletter work that is due and not moving (a lost message, a
             # killed worker, a broker that was down at publish time).
             "sweep-newsletter": {"task": "broadsheet.sweep_newsletter", "schedule": sweep_seconds},
+            # Re-enqueues account and subscriber emails whose message was lost.
+            "sweep-outbox": {"task": "broadsheet.sweep_outbox", "schedule": 60.0},
         },
     }
     scheme = broker.partition("://")[0]

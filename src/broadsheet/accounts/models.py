@@ -6,7 +6,7 @@ import enum
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy import Enum, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadsheet.extensions import Model, utcnow
@@ -44,6 +44,9 @@ class User(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A deactivated account keeps its posts and byline but can no longer sign in.
     deactivated_at: Mapped[datetime | None]
+    # Sessions carry it; signing out (or "sign out everywhere") adds one, so every cookie
+    # issued before, copies included, stops working.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_active(self) -> bool:
@@ -67,8 +70,8 @@ class User(Model):
         return hashlib.sha256((self.password_hash or "").encode()).hexdigest()[:16]
 
     def get_id(self) -> str:
-        """The session's user id (Flask-Login), bound to the current password."""
-        return f"{self.id}:{self.credential_stamp}"
+        """The session's user id (Flask-Login), bound to the password and the session generation."""
+        return f"{self.id}:{self.credential_stamp}:{self.session_generation}"
 
     def __repr__(self) -> str:
         return f"<User {self.email} {self.role}>"
@@ -88,3 +91,20 @@ class ApiToken(Model):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class SignInFailure(Model):
+    """Failed sign-ins for one account (by the address typed) from one client address.
+
+    Sign-in slows down per pair, never per account alone, so a stranger's
+    guesses cannot lock out the account's owner signing in from elsewhere.
+    """
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (UniqueConstraint("email", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(index=True)

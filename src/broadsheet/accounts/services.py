@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
+import math
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from broadsheet.accounts.models import ApiToken, Role, User
+from broadsheet.accounts.models import ApiToken, Role, SignInFailure, User
 from broadsheet.accounts.permissions import OPERATOR, Action, Actor, can_give_role, require
-from broadsheet.errors import Conflict, Forbidden, Invalid, NotFound
+from broadsheet.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from broadsheet.extensions import DbSession
-from broadsheet.queue import enqueue_after_commit
+from broadsheet.outbox import services as outbox
+from broadsheet.outbox.models import OutboxEmail
+from broadsheet.outbox.services import queue_email
 from broadsheet.slugs import make_slug, unique_slug
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "bs_"  # noqa: S105 (a prefix, not a secret)
-_hasher = PasswordHasher()
+PASSWORDS = PasswordHasher()
+FREE_FAILURES = 5  # failed sign-ins per account and address before each attempt waits
+MAX_SIGN_IN_DELAY = timedelta(minutes=15)
+FORGET_FAILURES_AFTER = timedelta(hours=24)
 
 
 def normalise_email(email: str) -> str:
@@ -39,14 +47,14 @@ def check_email(email: str) -> str | None:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return PASSWORDS.hash(password)
 
 
 def verify_password(user: User, password: str) -> bool:
     if not user.password_hash:
         return False
     try:
-        return _hasher.verify(user.password_hash, password)
+        return PASSWORDS.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -60,12 +68,12 @@ def create_user(
     name: str | None = None,
     password: str | None = None,
     bio: str = "",
-    actor: Actor = OPERATOR,
+    actor: Actor,
 ) -> User:
     """Add a staff account; flushes, never commits.
 
     ``actor`` needs to manage staff and may not hand out a role above what
-    ``can_give_role`` allows (the command line, as the operator, may).
+    ``can_give_role`` allows (the command line passes the operator, who may).
     Raises Forbidden, Invalid for a bad email, role or password, and
     Conflict when the address already has an account.
     """
@@ -166,27 +174,142 @@ def check_password(password: str) -> str | None:
     return None
 
 
-def authenticate(session: DbSession, email: str, password: str) -> User | None:
-    """The active account with this email and password, or None (saying nothing of which)."""
-    user = session.scalar(select(User).where(User.email == normalise_email(email)))
-    if user is None:
-        hash_password(password)  # spend the same time as a real check, so timing tells nothing
+class TooManyAttempts(DomainError):
+    """Sign-in from this address for this account must wait ``retry_after`` seconds more."""
+
+    status = 429
+    title = "Too many attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many failed attempts; try again in {retry_after} seconds.")
+        self.retry_after = retry_after
+
+
+def client_key(address: str) -> str:
+    """The client address that sign-in limits count by: an IPv6 host counts as its /64."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def sign_in_wait(session: DbSession, email: str, address: str, *, now: datetime) -> float:
+    """Seconds before the next sign-in attempt for ``email`` from ``address`` may be checked.
+
+    The first FREE_FAILURES failures cost nothing; after N of them each attempt
+    waits 2^(N - FREE_FAILURES + 1) seconds after the last failure, up to
+    MAX_SIGN_IN_DELAY; a pair with no failure for FORGET_FAILURES_AFTER starts
+    afresh.
+    """
+    row = session.scalar(
+        select(SignInFailure).where(
+            SignInFailure.email == normalise_email(email)[:254],
+            SignInFailure.address == client_key(address),
+        )
+    )
+    if row is None or row.last_failed_at < now - FORGET_FAILURES_AFTER:
+        return 0.0
+    extra = row.failures - FREE_FAILURES
+    if extra < 0:
+        return 0.0
+    delay = min(2.0 ** (extra + 1), MAX_SIGN_IN_DELAY.total_seconds())
+    return max(0.0, (row.last_failed_at - now).total_seconds() + delay)
+
+
+def _record_failure(session: DbSession, email: str, address: str, now: datetime) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stale = now - FORGET_FAILURES_AFTER
+    statement = insert(SignInFailure).values(
+        email=email, address=address, failures=1, last_failed_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["email", "address"],
+            set_={
+                "failures": case(
+                    (SignInFailure.last_failed_at < stale, 1), else_=SignInFailure.failures + 1
+                ),
+                "last_failed_at": now,
+            },
+        )
+    )
+    # Forget pairs that went quiet, so the table holds only recent trouble.
+    session.execute(delete(SignInFailure).where(SignInFailure.last_failed_at < stale))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return PASSWORDS.hash(secrets.token_urlsafe(16))
+
+
+def authenticate(
+    session: DbSession,
+    email: str,
+    password: str,
+    *,
+    address: str,
+    now: datetime,
+    hasher: PasswordHasher = PASSWORDS,
+) -> User | None:
+    """The active account with this email and password, or None (saying nothing of which).
+
+    Every attempt that is checked verifies one password hash, whether the
+    account exists, has no password yet (invited) or is deactivated, so the
+    time taken tells nothing.  A failure is counted for the email and the
+    client ``address``; raises TooManyAttempts while that pair must wait
+    (``sign_in_wait``), without checking the password.  Success forgets the
+    pair's failures.  Flushes; the caller commits either way.
+    """
+    key, address = normalise_email(email)[:254], client_key(address)
+    if wait := sign_in_wait(session, key, address, now=now):
+        raise TooManyAttempts(math.ceil(wait))
+    user = session.scalar(select(User).where(User.email == key))
+    stored = user.password_hash if user is not None and user.password_hash else None
+    try:
+        matched = hasher.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        matched = False
+    if user is None or not matched or not user.is_active:
+        _record_failure(session, key, address, now)
         return None
-    if not verify_password(user, password) or not user.is_active:
-        return None
+    session.execute(
+        delete(SignInFailure).where(SignInFailure.email == key, SignInFailure.address == address)
+    )
+    return user
+
+
+def sign_out(session: DbSession, user: User) -> None:
+    """End every session of ``user``, the one signing out and any copy of its cookie."""
+    user.session_generation += 1
+    session.flush()
+
+
+def end_sessions(session: DbSession, user: User, *, actor: Actor) -> User:
+    """Sign ``user`` out everywhere: their own choice, or staff management's.  Flushes."""
+    if actor.id != user.id:
+        require(actor, Action.MANAGE_STAFF)
+        if not can_give_role(actor, Role.CONTRIBUTOR, current=user.role):
+            raise Forbidden(f"A {actor.role.value} cannot sign a {user.role.value} out.")
+    sign_out(session, user)
     return user
 
 
 def user_for_session(session: DbSession, session_id: str) -> User | None:
-    """The account a session cookie names, if its password has not changed since sign-in."""
-    user_id, _sep, stamp = session_id.partition(":")
-    if not user_id.isdigit():
+    """The account a session cookie names, unless it signed out or changed password since."""
+    user_id, _sep, rest = session_id.partition(":")
+    stamp, _sep, generation = rest.partition(":")
+    if not user_id.isdigit() or not generation.isdigit():
         return None
     user = session.get(User, int(user_id))
     if (
         user is None
         or not user.is_active
         or not secrets.compare_digest(user.credential_stamp, stamp)
+        or user.session_generation != int(generation)
     ):
         return None
     return user
@@ -242,41 +365,18 @@ def transfer_ownership(session: DbSession, new_owner: User, *, actor: Actor) -> 
     return new_owner
 
 
-# Password reset links: a timed signature over the account id and its credential stamp.
-# Setting a new password changes the stamp, so a link works once and dies with the old
-# password; the signature's age makes it expire.
-RESET_SALT = "broadsheet.password-reset"
-
-
-def password_reset_token(user: User, *, secret_key: str) -> str:
-    serializer = URLSafeTimedSerializer(secret_key, salt=RESET_SALT)
-    return serializer.dumps({"user": user.id, "stamp": user.credential_stamp})
-
-
-def user_for_reset_token(session: DbSession, token: str, *, secret_key: str, max_age: int) -> User:
-    """The account a reset link was made for; Invalid if it is forged, expired or spent."""
-    serializer = URLSafeTimedSerializer(secret_key, salt=RESET_SALT)
-    try:
-        data = serializer.loads(token, max_age=max_age)
-    except SignatureExpired:
-        raise Invalid({"token": "This reset link has expired; ask for a new one."}) from None
-    except BadSignature:
-        raise Invalid({"token": "This reset link is not valid."}) from None
-    user = session.get(User, data.get("user")) if isinstance(data, dict) else None
-    if user is None or not user.is_active or user.credential_stamp != data.get("stamp"):
-        raise Invalid({"token": "This reset link has already been used; ask for a new one."})
-    return user
-
-
-def request_password_reset(session: DbSession, email: str) -> None:
+def request_password_reset(session: DbSession, email: str, *, now: datetime) -> None:
     """Email a reset link to the account with this address, if there is an active one.
 
-    The email is sent by the worker after the caller commits.  Says nothing
-    of whether the address has an account.
+    The email is recorded in the outbox and sent by the worker after the
+    caller commits.  Says nothing of whether the address has an account.
     """
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is not None and user.is_active:
-        enqueue_after_commit(session, "broadsheet.send_password_reset", user.id)
+        queue_email(
+            session, task="broadsheet.send_password_reset", kind="password_reset",
+            ref_id=user.id, recipient=user.email, now=now,
+        )  # fmt: skip
 
 
 def reset_password(session: DbSession, user: User, password: str) -> User:
@@ -286,3 +386,12 @@ def reset_password(session: DbSession, user: User, password: str) -> User:
     user.password_hash = hash_password(password)
     session.flush()
     return user
+
+
+def failed_emails(session: DbSession, *, actor: Actor, limit: int = 20) -> list[OutboxEmail]:
+    """Password reset and subscriber emails that could not be sent, newest first, with why.
+
+    For staff managers, who can tell the person or fix the mail settings.
+    """
+    require(actor, Action.MANAGE_STAFF)
+    return outbox.failed_emails(session, limit=limit)

@@ -1,49 +1,44 @@
-"""Account email, sent by the worker."""
+"""Account email, sent by the worker through the outbox (broadsheet.outbox)."""
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from flask import current_app
 from flask_mailman import EmailMessage
 
-from broadsheet.accounts import services
 from broadsheet.accounts.models import User
+from broadsheet.accounts.tokens import password_reset_url
 from broadsheet.extensions import db
-
-log = logging.getLogger(__name__)
-RESET_PATH = "/admin/password-reset/"
-
-
-def password_reset_url(user: User) -> str:
-    token = services.password_reset_token(user, secret_key=current_app.config["SECRET_KEY"])
-    return f"{current_app.config['SITE_URL']}{RESET_PATH}{token}"
+from broadsheet.outbox.models import OutboxEmail
+from broadsheet.outbox.tasks import run_email_task
 
 
-@shared_task(
-    name="broadsheet.send_password_reset",
-    autoretry_for=(OSError,),
-    retry_backoff=5,
-    max_retries=5,
-)
-def send_password_reset(user_id: int) -> bool:
-    """Email a fresh reset link to the account; False when it is gone or deactivated.
-
-    Sending twice is harmless: each link works until the password changes.
-    """
-    user = db.session.get(User, user_id)
-    if user is None or not user.is_active:
-        return False
-    minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
+def compose_password_reset(email: OutboxEmail) -> EmailMessage | None:
+    """A fresh reset link for the account; None when it is gone, deactivated or re-addressed."""
+    user = db.session.get(User, email.ref_id)
+    if user is None or not user.is_active or user.email != email.recipient:
+        return None
+    config = current_app.config
+    minutes = config["PASSWORD_RESET_MAX_AGE"] // 60
+    link = password_reset_url(user, secret_key=config["SECRET_KEY"], site_url=config["SITE_URL"])
     body = (
         f"Hello {user.name},\n\n"
         "Someone (we hope you) asked to reset your Broadsheet password. Follow this link "
         f"within {minutes} minutes to choose a new one:\n\n"
-        f"{password_reset_url(user)}\n\n"
+        f"{link}\n\n"
         "The link works once. If you did not ask for it, ignore this email: your password "
         "stays as it is.\n"
     )
-    EmailMessage(subject="Reset your password", body=body, to=[user.email]).send()
-    log.info("sent a password reset link to user %s", user.id)
-    return True
+    return EmailMessage(subject="Reset your password", body=body, to=[user.email])
+
+
+@shared_task(name="broadsheet.send_password_reset", bind=True)
+def send_password_reset(self: Task[Any, Any], email_ids: list[int]) -> int:
+    """Send the reset links recorded in the outbox as ``email_ids``; returns how many went.
+
+    Sending twice is harmless (each link works until the password changes);
+    the outbox makes it rare.
+    """
+    return run_email_task(self, email_ids, compose_password_reset)

@@ -1,9 +1,13 @@
 """Signing in and out, and password reset by an emailed link.
 
-Sign-in attempts are rate-limited per address and per account; only
-failures count, so a person who types their password right is never held
-up.  Sessions are signed cookies bound to the password (``User.get_id``):
-a new password signs every session out.
+Failed sign-ins slow down per account and client address (growing delays,
+kept in the database: ``accounts.authenticate``), never per account alone,
+so a stranger's guesses cannot lock staff out; a looser limit per address
+stops one address trying many accounts.  Only failures count, so a person
+who types their password right is never held up.  Sessions are signed
+cookies bound to the password and the account's session generation
+(``User.get_id``): a new password, signing out, or "sign out everywhere"
+ends every session of the account, copied cookies included.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import current_app, flash, make_response, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
@@ -19,19 +23,18 @@ from werkzeug.wrappers import Response
 from broadsheet.accounts import services as accounts
 from broadsheet.accounts.models import User
 from broadsheet.accounts.permissions import Action, can
-from broadsheet.accounts.tasks import RESET_PATH
+from broadsheet.accounts.tokens import RESET_PATH, user_for_reset_token
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import page, show_error
 from broadsheet.admin.forms import ButtonForm, LoginForm, ResetForm, ResetRequestForm
 from broadsheet.errors import Invalid
-from broadsheet.extensions import db, limiter, login_manager
+from broadsheet.extensions import db, limiter, login_manager, utcnow
 
 OPEN_ENDPOINTS = {
     "admin.login", "admin.logout", "admin.password_reset_request", "admin.password_reset",
     "admin.static",
 }  # fmt: skip
 LOGIN_LIMIT_PER_ADDRESS = "20 per 10 minutes"
-LOGIN_LIMIT_PER_ACCOUNT = "5 per 10 minutes"
 RESET_LIMIT_PER_ADDRESS = "5 per hour"
 
 
@@ -68,10 +71,6 @@ def too_many_attempts(error: Any) -> ResponseReturnValue:
     )
 
 
-def _account_key() -> str:
-    return "login:" + accounts.normalise_email(request.form.get("email", ""))
-
-
 def _failed(response: Response) -> bool:
     return response.status_code == 401
 
@@ -86,15 +85,24 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMIT_PER_ADDRESS, methods=["POST"], deduct_when=_failed)
-@limiter.limit(
-    LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_account_key, deduct_when=_failed
-)
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
         return redirect(url_for("admin.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(db.session, form.email.data or "", form.password.data or "")
+        try:
+            user = accounts.authenticate(
+                db.session, form.email.data or "", form.password.data or "",
+                address=request.remote_addr or "", now=utcnow(),
+            )  # fmt: skip
+        except accounts.TooManyAttempts as error:
+            db.session.rollback()
+            flash(f"Too many failed attempts from here for this account. Try again in "
+                  f"{error.retry_after} seconds.", "error")  # fmt: skip
+            response = make_response(page("login.html", 429, form=form))
+            response.headers["Retry-After"] = str(error.retry_after)
+            return response
+        db.session.commit()  # the failure counted, or the failures forgotten
         if user is not None:
             # A fresh session on sign-in, so a session planted before it is worth nothing.
             session.clear()
@@ -108,6 +116,10 @@ def login() -> ResponseReturnValue:
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
     if ButtonForm().validate_on_submit():
+        if current_user.is_authenticated:
+            # Every cookie of this account stops working, copies included (accounts.sign_out).
+            accounts.sign_out(db.session, current_user._get_current_object())
+            db.session.commit()
         logout_user()
         session.clear()
         flash("You are signed out.", "info")
@@ -119,7 +131,7 @@ def logout() -> ResponseReturnValue:
 def password_reset_request() -> ResponseReturnValue:
     form = ResetRequestForm()
     if form.validate_on_submit():
-        accounts.request_password_reset(db.session, form.email.data or "")
+        accounts.request_password_reset(db.session, form.email.data or "", now=utcnow())
         db.session.commit()
         flash(
             "If that address has a staff account, a reset link is on its way. It works once, "
@@ -130,12 +142,12 @@ def password_reset_request() -> ResponseReturnValue:
     return page("reset_request.html", form=form)
 
 
-# The emailed link (accounts.tasks) names this path.
+# The emailed link (accounts.tokens) names this path.
 @bp.route(RESET_PATH.removeprefix("/admin") + "<token>", methods=["GET", "POST"])
 def password_reset(token: str) -> ResponseReturnValue:
     config = current_app.config
     try:
-        user = accounts.user_for_reset_token(
+        user = user_for_reset_token(
             db.session,
             token,
             secret_key=config["SECRET_KEY"],

@@ -105,7 +105,10 @@ def staff() -> ResponseReturnValue:
             flash(f"Added {created.name} as {created.role.value}.", "info")
             return redirect(url_for("admin.staff"))
     status = 422 if form.is_submitted() else 200
-    return page("staff.html", status, staff=accounts.staff(db.session), form=form)
+    return page(
+        "staff.html", status, staff=accounts.staff(db.session), form=form,
+        failed_emails=accounts.failed_emails(db.session, actor=user),
+    )  # fmt: skip
 
 
 def _staff_member(user_id: int) -> User:
@@ -138,6 +141,8 @@ def staff_member(user_id: int) -> ResponseReturnValue:
         can_change=can_give_role(user, Role.CONTRIBUTOR, current=member.role)
         and member.id != user.id,
         can_transfer=can(user, Action.TRANSFER_OWNERSHIP) and member.id != user.id,
+        can_end_sessions=member.id == user.id
+        or can_give_role(user, Role.CONTRIBUTOR, current=member.role),
     )
 
 
@@ -150,6 +155,16 @@ def staff_active(user_id: int) -> ResponseReturnValue:
     db.session.commit()
     state = "active again" if member.is_active else "deactivated"
     flash(f"{member.name} is {state}.", "info")
+    return redirect(url_for("admin.staff_member", user_id=user_id))
+
+
+@bp.post("/staff/<int:user_id>/sessions")
+def staff_sessions(user_id: int) -> ResponseReturnValue:
+    """Sign out everywhere: every session of the member ends, copied cookies included."""
+    member = _staff_member(user_id)
+    accounts.end_sessions(db.session, member, actor=actor())
+    db.session.commit()
+    flash(f"{member.name} is signed out everywhere.", "info")
     return redirect(url_for("admin.staff_member", user_id=user_id))
 
 

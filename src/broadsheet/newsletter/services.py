@@ -27,12 +27,11 @@ from broadsheet.errors import Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus, SubscriberTag
 from broadsheet.newsletter.tokens import Purpose, matches, read_token
-from broadsheet.queue import enqueue_after_commit
+from broadsheet.outbox.services import queue_email, queue_emails
 
 MAX_EMAIL = 254
 # Deliberately loose: one @, something before it, a dotted domain after it, no spaces.
 _email_shape = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-CONFIRMATIONS_PER_TASK = 100
 CSV_FIELDS = ("email", "status", "tags", "consent", "created_at", "confirmed_at")
 
 # How often one address may ask to subscribe, through any door (the site or the API).
@@ -182,7 +181,8 @@ def subscribe(
         subscriber.consent = f"asked on the site at {now:%Y-%m-%d %H:%M} UTC"
         _set_tags(subscriber, chosen)
     session.flush()
-    enqueue_after_commit(session, "broadsheet.send_subscriber_email", subscriber.id, kind)
+    queue_email(session, task="broadsheet.send_subscriber_email", kind=kind,
+                ref_id=subscriber.id, recipient=subscriber.email, now=now)  # fmt: skip
     return subscriber
 
 
@@ -390,11 +390,8 @@ def import_subscribers(
     session.flush()
     report.created = len(report.emails)
     report.confirmations = len(pending)
-    ids = [subscriber.id for subscriber in pending]
-    for start in range(0, len(ids), CONFIRMATIONS_PER_TASK):
-        enqueue_after_commit(
-            session, "broadsheet.send_confirmations", ids[start : start + CONFIRMATIONS_PER_TASK]
-        )
+    queue_emails(session, task="broadsheet.send_subscriber_email", kind="confirm",
+                 recipients=[(s.id, s.email) for s in pending], now=now)  # fmt: skip
     return report
 
 

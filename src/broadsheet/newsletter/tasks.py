@@ -11,13 +11,15 @@ from typing import Any
 
 from celery import Task, shared_task
 from flask import current_app
-from sqlalchemy import select
+from flask_mailman import EmailMessage
 
-from broadsheet.extensions import db, mail, utcnow
+from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import delivery, sending
 from broadsheet.newsletter.emails import subscriber_note
 from broadsheet.newsletter.mailers import mailer_for
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
+from broadsheet.outbox.models import OutboxEmail
+from broadsheet.outbox.tasks import run_email_task
 from broadsheet.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
@@ -94,42 +96,24 @@ def sweep_newsletter() -> dict[str, Any]:
     return {"reclaimed": report.reclaimed, "dispatched": len(report.dispatched)}
 
 
-def _notes(subscriber_ids: list[int], kind: str) -> int:
-    subscribers = db.session.execute(
-        select(Subscriber.id, Subscriber.email, Subscriber.status).where(
-            Subscriber.id.in_(subscriber_ids)
-        )
-    ).all()
-    wanted = SubscriberStatus.CONFIRMED if kind == "already" else SubscriberStatus.PENDING
-    messages = [
-        subscriber_note(current_app.config, db.session, sid, email, kind)
-        for sid, email, status in subscribers
-        if status is wanted
-    ]
-    db.session.commit()
-    if messages:
-        with mail.get_connection(fail_silently=False) as connection:
-            connection.send_messages(messages)
-    return len(messages)
-
-
-@shared_task(
-    name="broadsheet.send_subscriber_email",
-    autoretry_for=(OSError,),
-    retry_backoff=5,
-    max_retries=5,
-)
-def send_subscriber_email(subscriber_id: int, kind: str) -> int:
+def compose_subscriber_note(email: OutboxEmail) -> EmailMessage | None:
     """The confirmation email ("confirm") or the already-subscribed note ("already").
 
-    Nothing goes when the subscriber changed state meanwhile.  Sending twice
-    is harmless: each confirmation link works.
+    None (nothing goes) when the subscriber changed state or address meanwhile.
     """
-    return _notes([subscriber_id], kind)
+    subscriber = db.session.get(Subscriber, email.ref_id)
+    wanted = SubscriberStatus.CONFIRMED if email.kind == "already" else SubscriberStatus.PENDING
+    if subscriber is None or subscriber.status is not wanted or subscriber.email != email.recipient:
+        return None
+    return subscriber_note(
+        current_app.config, db.session, subscriber.id, subscriber.email, email.kind
+    )
 
 
-@shared_task(name="broadsheet.send_confirmations", autoretry_for=(OSError,), retry_backoff=5,
-             max_retries=5)  # fmt: skip
-def send_confirmations(subscriber_ids: list[int]) -> int:
-    """Confirmation emails for imported subscribers still pending, over one connection."""
-    return _notes(subscriber_ids, "confirm")
+@shared_task(name="broadsheet.send_subscriber_email", bind=True)
+def send_subscriber_email(self: Task[Any, Any], email_ids: list[int]) -> int:
+    """Send the subscriber notes recorded in the outbox as ``email_ids``, over one connection.
+
+    Returns how many went.  Sending twice is harmless: each confirmation link works.
+    """
+    return run_email_task(self, email_ids, compose_subscriber_note)
