@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, RequestRedirect
+from werkzeug.routing import Map, MapAdapter, RequestRedirect
 from werkzeug.sansio.utils import host_is_trusted
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class Keys:
         self.trusted_hosts = trusted_hosts
         site = urlsplit(site_url)
         self.scheme, self.host = site.scheme, site.netloc
+        self.adapters: dict[str, MapAdapter] = {}
 
     def trusted(self, environ: WSGIEnvironment) -> bool:
         """Whether the Host is the site's own; any other gets Flask's 400, never a stored page."""
@@ -62,11 +63,13 @@ class Keys:
         return not self.trusted_hosts or host_is_trusted(host, self.trusted_hosts)
 
     def endpoint(self, environ: WSGIEnvironment) -> str | None:
-        adapter = self.url_map.bind(
-            "localhost",  # no host matching: the name is not looked at
-            script_name=environ.get("SCRIPT_NAME") or None,
-            url_scheme=environ.get("wsgi.url_scheme", "http"),
-        )
+        script = environ.get("SCRIPT_NAME") or ""
+        adapter = self.adapters.get(script)
+        if adapter is None:  # bound once per mount point: matching only reads it
+            adapter = self.adapters[script] = self.url_map.bind(
+                "localhost",  # no host matching: the name is not looked at
+                script_name=script or None,
+            )
         try:
             endpoint, _ = adapter.match(environ.get("PATH_INFO") or "/", "GET")
         except (HTTPException, RequestRedirect):
