@@ -194,6 +194,7 @@ def test_a_pickle_in_the_store_is_never_loaded(
     assert response.headers["X-Cache"] == "MISS"
     assert b"Earlier" in response.data
     assert not marker.exists()
+    assert any("format" in r.getMessage() for r in caplog.records)
     assert reader.get("/").headers["X-Cache"] == "HIT"  # the miss stored a sound page again
 
 

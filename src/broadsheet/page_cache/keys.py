@@ -103,5 +103,9 @@ class Keys:
 
 
 def store_key(address: str) -> str:
-    """The store's key for the page kept under ``address``."""
-    return f"page:{hashlib.sha256(address.encode()).hexdigest()[:40]}"
+    """The store's key for the page kept under ``address``.
+
+    ``p2:`` since entries became sealed data: the pickles stored under the
+    older ``page:`` keys are never read, and simply expire.
+    """
+    return f"p2:{hashlib.sha256(address.encode()).hexdigest()[:40]}"

@@ -9,6 +9,7 @@ a store is ever unpickled.  Every method may raise ``OSError`` or
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections import OrderedDict
@@ -27,6 +28,7 @@ ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at
 EMBEDDED_MAX_ENTRIES = 20_000
 REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
 V = TypeVar("V")
+log = logging.getLogger("broadsheet.page_cache")
 
 
 class PageStore(Protocol):
@@ -136,6 +138,7 @@ class BytesOnly(RedisSerializer, FileSystemSerializer):
             return data
         if kind == b"i" and data.isdigit():
             return int(data)
+        log.warning("a page cache entry not in the page cache's format was ignored")
         return None
 
     def dump(self, value: Any, f: Any, protocol: int = 0) -> None:
