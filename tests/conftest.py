@@ -29,8 +29,8 @@ from broadsheet.content.services import create_post
 from broadsheet.extensions import db
 from tests import services
 
-# Fixture modules: an SMTP server on loopback, and the newsletter's eager app.
-pytest_plugins = ("tests.smtp", "tests.newsletter")
+# Fixture modules: an SMTP server on loopback, the newsletter's eager app, the page cache's.
+pytest_plugins = ("tests.smtp", "tests.newsletter", "tests.page_cache_support")
 
 # Settings from the developer's shell must not leak into the tests.
 for _name in list(os.environ):

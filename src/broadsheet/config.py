@@ -23,6 +23,7 @@ MAIL_BACKENDS = ("smtp", "console", "file", "memory")
 BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "memory", "sqla", "sqlalchemy")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class ConfigError(RuntimeError):
@@ -91,6 +92,13 @@ def _site_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"is {value!r}; use an absolute http(s) URL such as https://example.com")
     return value.rstrip("/")
+
+
+def trusted_hosts(site_url: str) -> list[str]:
+    """The Host names the site answers to: SITE_URL's, and the loopback names (a check run
+    on the machine itself; such a name can only reach it from there).  Any other gets 400."""
+    name = urlsplit(site_url).hostname or ""
+    return list(dict.fromkeys([name, *LOOPBACK_HOSTS]))
 
 
 def _page_cache_url(value: str) -> str:
@@ -179,6 +187,8 @@ def load_settings(
     settings["SQLALCHEMY_DATABASE_URI"] = db_url
     settings["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(db_url)
     settings["SITE_URL"] = read("SITE_URL", _site_url, "http://127.0.0.1:5000")
+    # Flask answers a request for any other Host with 400 (and the page cache never sees it).
+    settings["TRUSTED_HOSTS"] = trusted_hosts(str(settings["SITE_URL"]))
     # Until staff can edit them in the admin, the site's name and tagline come from here.
     settings["SITE_TITLE"] = read("SITE_TITLE", str, "Broadsheet")
     settings["SITE_DESCRIPTION"] = read(

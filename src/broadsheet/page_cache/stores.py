@@ -2,28 +2,33 @@
 
 Redis when the site has one (every machine shares it), or by default a
 folder under the instance folder (the processes of one machine share it).
-Every method may raise ``OSError`` or ``RedisError``; the page cache turns
-a failing store into uncached pages.
+The stores hold bytes only (``entries`` seals them); nothing read back from
+a store is ever unpickled.  Every method may raise ``OSError`` or
+``RedisError``; the page cache turns a failing store into uncached pages.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import redis
 from cachelib import FileSystemCache, RedisCache
+from cachelib.serializers import FileSystemSerializer, RedisSerializer
+
+from broadsheet.extensions import DbSession
 
 GENERATION_KEY = "generation"
 ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at once
 EMBEDDED_MAX_ENTRIES = 20_000
 REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
 V = TypeVar("V")
+log = logging.getLogger("broadsheet.page_cache")
 
 
 class PageStore(Protocol):
@@ -37,15 +42,41 @@ class PageStore(Protocol):
 class GenerationStore(Protocol):
     """Where the current content generation lives; read on every cached request, so cheap.
 
-    Both methods raise ``OSError`` or ``RedisError`` when the store fails.
+    ``write`` makes a token current for every process that shares the store;
+    ``announce`` is called inside the transaction of a change (a store that
+    can, delivers the token with its commit) and ``adopt`` after that commit;
+    ``start`` when the app starts.  They raise ``OSError``, ``RedisError`` or
+    ``psycopg.Error`` when the store fails.
     """
 
     def read(self) -> str | None: ...
 
     def write(self, token: str) -> None: ...
 
+    def announce(self, session: DbSession, token: str) -> None: ...
 
-class RedisGeneration:
+    def adopt(self, token: str) -> None: ...
+
+    def start(self, token: str) -> None: ...
+
+
+class WrittenAfterCommit:
+    """For a store that nothing delivers: the token is written once the change is committed."""
+
+    def write(self, token: str) -> None:
+        raise NotImplementedError
+
+    def announce(self, session: DbSession, token: str) -> None:
+        pass
+
+    def adopt(self, token: str) -> None:
+        self.write(token)
+
+    def start(self, token: str) -> None:
+        self.write(token)  # a deploy with new templates begins afresh
+
+
+class RedisGeneration(WrittenAfterCommit):
     def __init__(self, client: redis.Redis, key: str) -> None:
         self.client, self.key = client, key
 
@@ -57,8 +88,12 @@ class RedisGeneration:
         self.client.set(self.key, token)
 
 
-class FileGeneration:
-    """The token in a small file, replaced whole (a reader never sees half of one)."""
+class FileGeneration(WrittenAfterCommit):
+    """The token in a small file, replaced whole (a reader never sees half of one).
+
+    Shared by the processes of one machine only: the default with SQLite, whose
+    database is one machine's too (the file lives beside the database's).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -80,6 +115,39 @@ class FileGeneration:
             spare.unlink(missing_ok=True)  # only left behind when writing failed
 
 
+class BytesOnly(RedisSerializer, FileSystemSerializer):
+    """cachelib's serializer interface over bytes, in place of its default pickle.
+
+    Values are the sealed bytes of ``entries``, plus the count of files that
+    ``FileSystemCache`` keeps for itself; anything else read back (a pickle
+    put there by someone else) is None, a miss.
+    """
+
+    def dumps(self, value: Any, protocol: int = 0) -> bytes:
+        if isinstance(value, bytes):
+            return b"b" + value
+        if type(value) is int:
+            return b"i" + str(value).encode("ascii")
+        raise TypeError(f"the page cache stores bytes, not {type(value).__name__}")
+
+    def loads(self, bvalue: bytes | None) -> Any:
+        if not bvalue:
+            return None
+        kind, data = bvalue[:1], bvalue[1:]
+        if kind == b"b":
+            return data
+        if kind == b"i" and data.isdigit():
+            return int(data)
+        log.warning("a page cache entry not in the page cache's format was ignored")
+        return None
+
+    def dump(self, value: Any, f: Any, protocol: int = 0) -> None:
+        f.write(self.dumps(value))
+
+    def load(self, f: Any) -> Any:
+        return self.loads(f.read())
+
+
 def redis_stores(url: str, prefix: str) -> tuple[PageStore, GenerationStore]:
     client = redis.Redis.from_url(
         url,
@@ -87,25 +155,22 @@ def redis_stores(url: str, prefix: str) -> tuple[PageStore, GenerationStore]:
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
     )
     pages = RedisCache(host=client, key_prefix=prefix, default_timeout=ENTRY_SECONDS)
+    pages.serializer = BytesOnly()
     return pages, RedisGeneration(client, f"{prefix}{GENERATION_KEY}")
 
 
-def embedded_stores(folder: Path) -> tuple[PageStore, GenerationStore]:
-    """Pages in cachelib's folder of files; the token beside it, where its pruning never looks."""
+def embedded_pages(folder: Path) -> PageStore:
+    """Pages in cachelib's folder of files."""
     pages = FileSystemCache(
         str(folder / "pages"), threshold=EMBEDDED_MAX_ENTRIES, default_timeout=ENTRY_SECONDS
     )
-    return pages, FileGeneration(folder / GENERATION_KEY)
+    pages.serializer = BytesOnly()
+    return pages
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A stored response, without per-request headers, and the generation it was built in."""
-
-    generation: str
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
+def file_generation(folder: Path) -> GenerationStore:
+    """The token in ``folder``, where the pages' pruning never looks."""
+    return FileGeneration(folder / GENERATION_KEY)
 
 
 class Recent(Generic[V]):
