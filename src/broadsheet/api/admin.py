@@ -25,7 +25,7 @@ from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.newsletter import sending
 from broadsheet.newsletter import services as newsletter
 from broadsheet.newsletter.models import SubscriberStatus
-from broadsheet.problems import problem
+from broadsheet.problems import PROBLEM_TYPE, problem
 
 blp = Blueprint(
     "admin_api",
@@ -39,9 +39,12 @@ IF_MATCH = {
     "in": "header",
     "name": "If-Match",
     "required": True,
-    "schema": {"type": "string"},
-    "description": "The post's ETag as last read; a stale one gets 412.",
+    "schema": {"type": "string", "pattern": r'^"post-[0-9]+-v[0-9]+"$'},
+    "description": "The post's ETag as last read (from GET or the last write); a stale one "
+    "gets 412, none 428.",
 }
+STALE = "Someone saved the post since the ETag in If-Match."
+NO_IF_MATCH = "If-Match was not sent."
 
 
 blp.register_error_handler(DomainError, domain_problem)
@@ -166,7 +169,10 @@ def get_post(post_id: int) -> Response:
 @blp.patch("/posts/<int(max=2147483647):post_id>/")
 @blp.arguments(schemas.PostPatchSchema)
 @blp.response(200, schemas.AdminPostOneSchema)
-@blp.alt_response(412, description="Someone saved the post since the ETag in If-Match.")
+@blp.alt_response(412, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=STALE)
+@blp.alt_response(
+    428, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=NO_IF_MATCH
+)
 @blp.doc(security=SECURITY, parameters=[IF_MATCH])
 def update_post(changes: dict[str, Any], post_id: int) -> Response:
     """Change some fields of a post, against the version named in If-Match."""
@@ -190,6 +196,10 @@ def update_post(changes: dict[str, Any], post_id: int) -> Response:
 
 @blp.delete("/posts/<int(max=2147483647):post_id>/")
 @blp.response(204)
+@blp.alt_response(412, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=STALE)
+@blp.alt_response(
+    428, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=NO_IF_MATCH
+)
 @blp.doc(security=SECURITY, parameters=[IF_MATCH])
 def delete_post(post_id: int) -> Response:
     """Delete a post, against the version named in If-Match."""

@@ -148,6 +148,11 @@ class Post(Model):
         return [link.user for link in self.author_links]
 
     @property
+    def primary_author(self) -> User:
+        """The author named first (a post always has one)."""
+        return self.author_links[0].user
+
+    @property
     def reading_minutes(self) -> int:
         """Minutes a reader needs, at about 230 words a minute; never less than one."""
         return max(1, round(len(self.markdown.split()) / WORDS_PER_MINUTE))
