@@ -59,6 +59,7 @@ from sqlalchemy.engine import make_url
 
 from broadsheet import create_app
 from broadsheet.accounts.models import Role
+from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.accounts.services import create_token, create_user
 from broadsheet.cli import upgrade_schema
 from broadsheet.content.services import create_post
@@ -295,7 +296,7 @@ def fill(count: int) -> tuple[int, str]:
     author = create_user(db.session, role=Role.OWNER, email="bench@example.com",
                          name="Bench Writer", now=now)  # fmt: skip
     post = create_post(db.session, title="The weekly bench", markdown=MARKDOWN, authors=[author],
-                       tags=["Bench"], now=now)  # fmt: skip
+                       tags=["Bench"], now=now, actor=OPERATOR)  # fmt: skip
     _, token = create_token(db.session, author, label="bench", now=now)
     db.session.commit()
     return post.id, token

@@ -22,6 +22,7 @@ from sqlalchemy import event, inspect, text
 
 from broadsheet import create_app, page_cache
 from broadsheet.accounts.models import Role, User
+from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.accounts.services import create_user
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.services import create_post
@@ -187,6 +188,7 @@ def make_post(app: Flask, author: User) -> Any:
         fields.setdefault("authors", [author])
         fields.setdefault("now", NOW)
         fields.setdefault("status", PostStatus.PUBLISHED)
+        fields.setdefault("actor", OPERATOR)
         post = create_post(db.session, title=title, **fields)
         db.session.commit()
         return post

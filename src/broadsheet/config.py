@@ -179,7 +179,8 @@ def load_settings(
     settings["SQLALCHEMY_DATABASE_URI"] = db_url
     settings["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(db_url)
     settings["SITE_URL"] = read("SITE_URL", _site_url, "http://127.0.0.1:5000")
-    # Until staff can edit them in the admin, the site's name and tagline come from here.
+    # The site's name and tagline until staff save their own in the admin's settings (which
+    # then win); the 500 page, which reads no database, always shows these.
     settings["SITE_TITLE"] = read("SITE_TITLE", str, "Broadsheet")
     settings["SITE_DESCRIPTION"] = read(
         "SITE_DESCRIPTION", str, "Notes on software, written slowly."

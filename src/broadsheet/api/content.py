@@ -176,9 +176,9 @@ def list_authors(limit: int, page: int) -> Response:
 @blp.alt_response(304, description=NOT_MODIFIED["description"])
 def get_author(slug: str) -> Response:
     """One author, with their count of public posts."""
-    user = queries.author_by_slug(db.session, slug)
-    count = listing.public_author_count(db.session, user, now=utcnow())
-    return _json({"author": {**schemas.AuthorSchema().dump(user), "post_count": count}})
+    found = queries.public_author(db.session, slug, now=utcnow())
+    author = {**schemas.AuthorSchema().dump(found.user), "post_count": found.post_count}
+    return _json({"author": author})
 
 
 @blp.post("/subscribers/")

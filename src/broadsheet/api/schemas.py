@@ -7,6 +7,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from broadsheet.content.services import MAX_TAG_NAME
+from broadsheet.content.tags import MAX_DESCRIPTION
 from broadsheet.urls import absolute_url
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -207,7 +209,7 @@ class PostWriteSchema(Schema):
     markdown = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
     tags = fields.List(
         fields.String(
-            validate=validate.Length(1, 100),
+            validate=validate.Length(1, MAX_TAG_NAME),
             metadata={"pattern": TAG_NAME_PATTERN, "description": "A name with a letter or digit."},
         ),
         load_default=list,
@@ -233,7 +235,7 @@ class PostPatchSchema(Schema):
     markdown = fields.String(validate=validate.Length(max=_TEXT_LIMIT))
     tags = fields.List(
         fields.String(
-            validate=validate.Length(1, 100),
+            validate=validate.Length(1, MAX_TAG_NAME),
             metadata={"pattern": TAG_NAME_PATTERN, "description": "A name with a letter or digit."},
         ),
         validate=validate.Length(max=50),
@@ -281,8 +283,8 @@ class AdminTagOneSchema(Schema):
 
 
 class TagPatchSchema(Schema):
-    name = fields.String(validate=validate.Length(1, 100))
-    description = fields.String(validate=validate.Length(max=5000))
+    name = fields.String(validate=validate.Length(1, MAX_TAG_NAME))
+    description = fields.String(validate=validate.Length(max=MAX_DESCRIPTION))
 
 
 class TagMergeSchema(Schema):

@@ -16,12 +16,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.accounts.models import User
-from broadsheet.accounts.permissions import OPERATOR, Action, Actor, can, require
-from broadsheet.content import revisions
+from broadsheet.accounts.permissions import Action, Actor, can, require
 from broadsheet.content.models import (
     Post,
     PostAuthor,
     PostKind,
+    PostRevision,
     PostStatus,
     PostTag,
     Tag,
@@ -99,6 +99,36 @@ def find_or_create_tags(session: DbSession, names: Iterable[str], *, now: dateti
     return tags
 
 
+def record_revision(
+    session: DbSession,
+    post: Post,
+    tags: list[str],
+    *,
+    actor: Actor,
+    now: datetime,
+    note: str = "",
+) -> PostRevision:
+    """Keep what ``post`` says now as a new revision, by ``actor``; flushes."""
+    revision = PostRevision(
+        post_id=post.id,
+        version=post.version,
+        created_at=now,
+        author_id=actor.id if isinstance(actor, User) else None,
+        note=note[:200],
+        title=post.title,
+        slug=post.slug,
+        markdown=post.markdown,
+        custom_excerpt=post.custom_excerpt,
+        featured=post.featured,
+        meta_title=post.meta_title,
+        meta_description=post.meta_description,
+        tags=tags,
+    )
+    session.add(revision)
+    session.flush()
+    return revision
+
+
 def check_slug(slug: str) -> str | None:
     """Return why ``slug`` cannot name a post, or None."""
     if slug in RESERVED_SLUGS or _digits.match(slug):
@@ -124,7 +154,7 @@ def create_post(
     featured: bool = False,
     meta_title: str | None = None,
     meta_description: str | None = None,
-    actor: Actor = OPERATOR,
+    actor: Actor,
 ) -> Post:
     """Add a post (or page), rendered, linked and with its first revision; flushes only.
 
@@ -178,7 +208,7 @@ def create_post(
     session.add(post)
     session.flush()
     sync_listing(session, [post.id])
-    revisions.record_revision(session, post, [tag.name for tag in tag_rows], actor=actor, now=now)
+    record_revision(session, post, [tag.name for tag in tag_rows], actor=actor, now=now)
     return post
 
 
@@ -305,9 +335,7 @@ def update_post(
     post.updated_at = now
     _flush_checked(session, post, expected_version)
     sync_listing(session, [post.id])
-    revisions.record_revision(
-        session, post, [t.name for t in post.tags], actor=actor, now=now, note=note
-    )
+    record_revision(session, post, [t.name for t in post.tags], actor=actor, now=now, note=note)
     return post
 
 

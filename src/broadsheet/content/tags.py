@@ -17,7 +17,9 @@ from broadsheet.slugs import make_slug
 MAX_DESCRIPTION = 2000
 
 
-def find_tag(session: DbSession, tag_id: int) -> Tag:
+def find_tag(session: DbSession, tag_id: int, *, actor: Actor) -> Tag:
+    """A tag to manage, internal ones too; Forbidden below editor, NotFound when missing."""
+    require(actor, Action.MANAGE_TAGS)
     tag = session.get(Tag, tag_id)
     if tag is None:
         raise NotFound(f"there is no tag {tag_id}")
@@ -104,8 +106,9 @@ def post_count(session: DbSession, tag: Tag) -> int:
     )
 
 
-def tags_with_counts(session: DbSession) -> list[tuple[Tag, int]]:
-    """Every tag with how many posts carry it, by name."""
+def tags_with_counts(session: DbSession, *, actor: Actor) -> list[tuple[Tag, int]]:
+    """Every tag, internal ones too, with how many posts carry it, by name; editors and up."""
+    require(actor, Action.MANAGE_TAGS)
     counts = select(PostTag.tag_id, func.count().label("posts")).group_by(PostTag.tag_id).subquery()
     rows = session.execute(
         select(Tag, func.coalesce(counts.c.posts, 0))
