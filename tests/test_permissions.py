@@ -98,7 +98,7 @@ def test_staff_reads_decide_for_themselves_who_may_see_what(make_user: Any, make
     assert staff_post(db.session, post.id, actor=editor).title == "Mine"
     with pytest.raises(Forbidden):
         staff_post(db.session, post.id, actor=other)
-    (tag,) = make_post("Tagged", tags=["Flask"], authors=[writer]).tags
+    (tag,) = load_post(db.session, make_post("Tagged", tags=["Flask"], authors=[writer]).id).tags
     for read in (
         lambda who: tags_with_counts(db.session, actor=who),
         lambda who: find_tag(db.session, tag.id, actor=who),
