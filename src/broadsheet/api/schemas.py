@@ -7,8 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from broadsheet.content.services import MAX_TAG_NAME
-from broadsheet.content.tags import MAX_DESCRIPTION
+from broadsheet.content.tags import MAX_DESCRIPTION, MAX_TAG_NAME
 from broadsheet.urls import absolute_url
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"

@@ -6,11 +6,10 @@ Services flush and never commit; the door that called them commits once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slugify import slugify
 from sqlalchemy import case, select, update
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,10 +23,10 @@ from broadsheet.content.models import (
     PostRevision,
     PostStatus,
     PostTag,
-    Tag,
     with_links,
 )
 from broadsheet.content.rendering import render_markdown, shorten
+from broadsheet.content.tags import find_or_create_tags
 from broadsheet.errors import Conflict, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.slugs import make_slug, unique_slug
@@ -39,7 +38,6 @@ RESERVED_SLUGS = frozenset(
         "search", "sitemap.xml", "static", "subscribe", "tag", "unsubscribe",
     }
 )  # fmt: skip
-MAX_TAG_NAME = 100
 _digits = re.compile(r"^\d+$")
 
 
@@ -69,34 +67,6 @@ def sync_listing(session: DbSession, post_ids: Sequence[int]) -> None:
             )
             .execution_options(synchronize_session=False)
         )
-
-
-def find_or_create_tags(session: DbSession, names: Iterable[str], *, now: datetime) -> list[Tag]:
-    """The tags named, in the order given, creating the missing ones; duplicates dropped."""
-    wanted: list[str] = []
-    for raw in names:
-        name = " ".join(raw.split())
-        if name and name.lower() not in (w.lower() for w in wanted):
-            wanted.append(name)
-    if bad := [n for n in wanted if len(n) > MAX_TAG_NAME]:
-        raise Invalid({"tags": f"{bad[0][:20]}… is longer than {MAX_TAG_NAME} characters"})
-    if bad := [n for n in wanted if not slugify(n.lstrip("#"))]:
-        raise Invalid({"tags": f"{bad[0]!r} has no letter or digit to make an address from"})
-    slugs = {name: make_slug(name) for name in wanted}
-    existing = {
-        tag.slug: tag for tag in session.scalars(select(Tag).where(Tag.slug.in_(slugs.values())))
-    }
-    tags: list[Tag] = []
-    for name in wanted:
-        tag = existing.get(slugs[name])
-        if tag is None:
-            tag = Tag(name=name, slug=slugs[name], description="", created_at=now)
-            session.add(tag)
-            existing[tag.slug] = tag
-        if tag not in tags:  # "C" and "C++" share an address, so they are one tag
-            tags.append(tag)
-    session.flush()
-    return tags
 
 
 def record_revision(
