@@ -14,10 +14,9 @@ from datetime import datetime
 from sqlalchemy import Select, and_, func, or_, select
 
 from broadsheet.accounts.models import User
-from broadsheet.content.models import Post, PostAuthor, PostKind, PostTag, Tag, with_links
+from broadsheet.content.models import Post, PostAuthor, PostTag, Tag, with_links
 from broadsheet.content.paging import Remember, check_page, compute
 from broadsheet.content.queries import public_posts_query
-from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
 
 
@@ -130,19 +129,6 @@ def list_posts(
     last = posts[-1] if posts and more else None
     position = Position(last.published_at, last.id) if last and last.published_at else None
     return Listing(posts, total, position)
-
-
-def public_post_by(session: DbSession, *, now: datetime, post_id: int | None = None,
-                   slug: str | None = None) -> Post:  # fmt: skip
-    """One public post (not a page) by id or slug; NotFound otherwise."""
-    query = select(Post).where(Post.kind == PostKind.POST).options(*with_links())
-    query = (
-        query.where(Post.id == post_id) if post_id is not None else query.where(Post.slug == slug)
-    )
-    post = session.scalar(query)
-    if post is None or not post.is_visible(now):
-        raise NotFound("no such post")
-    return post
 
 
 def public_tags(

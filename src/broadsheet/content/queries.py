@@ -12,6 +12,10 @@ long as the content is unchanged (the site passes the page cache's).
 Listings may be asked to treat an empty first page as missing
 (``allow_empty=False``): the public site does, so that a tag used only by
 drafts, or a staff member who has published nothing, has no page at all.
+
+Beside it: ``paging`` (a page and which numbers exist), ``listing`` (the
+Content API's filtered lists, built on ``public_posts_query``), ``sitemap``
+(slugs and dates only) and ``staff_queries`` (what staff may work on).
 """
 
 from __future__ import annotations
@@ -242,11 +246,28 @@ def author_archive(
     )
 
 
-def public_post(session: DbSession, slug: str, *, now: datetime) -> Post:
-    """A published post or page a reader may open; NotFound for anything else."""
-    post = session.scalar(select(Post).where(Post.slug == slug).options(*with_links()))
+def public_post(
+    session: DbSession,
+    slug: str | None = None,
+    *,
+    now: datetime,
+    post_id: int | None = None,
+    pages: bool = True,
+) -> Post:
+    """A published post (or page, unless ``pages`` is false) a reader may open, by slug or id.
+
+    The site opens posts and pages by slug; the Content API posts only, by
+    either.  Raises NotFound for anything else.
+    """
+    query = select(Post).options(*with_links())
+    query = (
+        query.where(Post.id == post_id) if post_id is not None else query.where(Post.slug == slug)
+    )
+    if not pages:
+        query = query.where(Post.kind == PostKind.POST)
+    post = session.scalar(query)
     if post is None or not post.is_visible(now):
-        raise NotFound(f"no post {slug!r}")
+        raise NotFound("no such post")
     return post
 
 
