@@ -26,6 +26,10 @@ TAG_NAME_PATTERN = r"[A-Za-z0-9]"
 
 
 URL_DOC = {"type": "string", "format": "uri"}
+# A tag reference or null, and nothing else (OpenAPI 3.0 has no "null" type: nullable enum).
+NULL_OR_TAG_REF = {
+    "anyOf": [{"$ref": "#/components/schemas/TagRef"}, {"enum": [None], "nullable": True}]
+}
 
 
 class ProblemFieldSchema(Schema):
@@ -87,7 +91,12 @@ class PostSchema(Schema):
     published_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
     reading_time = fields.Integer(attribute="reading_minutes", required=True, dump_only=True)
-    primary_tag = fields.Nested(TagRefSchema, allow_none=True, required=True, dump_only=True)
+    primary_tag = fields.Function(
+        lambda post: TagRefSchema().dump(post.primary_tag) if post.primary_tag else None,
+        allow_none=True,
+        required=True,
+        metadata=NULL_OR_TAG_REF,
+    )
     # Readers see public tags only; staff see every tag (AdminPostSchema).
     tags = fields.List(
         fields.Nested(TagRefSchema), attribute="public_tags", required=True, dump_only=True
