@@ -296,7 +296,7 @@ def fill(count: int) -> tuple[int, str]:
     author = create_user(db.session, role=Role.OWNER, email="bench@example.com",
                          name="Bench Writer", now=now, actor=OPERATOR)  # fmt: skip
     post = create_post(db.session, title="The weekly bench", markdown=MARKDOWN, authors=[author],
-                       tags=["Bench"], now=now)  # fmt: skip
+                       tags=["Bench"], now=now, actor=OPERATOR)  # fmt: skip
     _, token = create_token(db.session, author, label="bench", now=now)
     db.session.commit()
     return post.id, token

@@ -189,6 +189,7 @@ def make_post(app: Flask, author: User) -> Any:
         fields.setdefault("authors", [author])
         fields.setdefault("now", NOW)
         fields.setdefault("status", PostStatus.PUBLISHED)
+        fields.setdefault("actor", OPERATOR)
         post = create_post(db.session, title=title, **fields)
         db.session.commit()
         return post

@@ -21,6 +21,7 @@ from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 from broadsheet import create_app, page_cache
+from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content import services as content
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.extensions import db
@@ -125,6 +126,7 @@ def publish(site: Flask, author: Any) -> Any:
             markdown=f"Body of {title}.",
             authors=[author],
             tags=fields.pop("tags", ["Flask"]),
+            actor=OPERATOR,
             **fields,
         )
         db.session.commit()

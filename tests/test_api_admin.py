@@ -214,6 +214,22 @@ def test_tags_are_renamed_described_and_merged(client: FlaskClient, token_for: A
     assert names == ["Flask framework"]
 
 
+def test_a_tag_description_has_one_limit_in_the_document_and_the_service(
+    client: FlaskClient, token_for: Any
+) -> None:
+    document = client.get("/api/openapi.json").get_json()
+    limit = document["components"]["schemas"]["TagPatch"]["properties"]["description"]["maxLength"]
+    assert limit == 2000
+    editor = token_for(Role.EDITOR)
+    _create(client, editor, tags=["Flask"])
+    (tag,) = client.get("/api/v1/admin/tags/", headers=editor).get_json()["tags"]
+    url = f"/api/v1/admin/tags/{tag['id']}/"
+    body = _problem(client.patch(url, json={"description": "x" * (limit + 1)}, headers=editor), 422)
+    assert body["errors"][0]["field"] == "description"
+    described = client.patch(url, json={"description": "x" * limit}, headers=editor)
+    assert described.get_json()["tag"]["description"] == "x" * limit
+
+
 def test_publishing_with_email_freezes_recipients_once_and_shows_progress(
     client: FlaskClient, token_for: Any
 ) -> None:

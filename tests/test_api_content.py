@@ -111,6 +111,27 @@ def test_tags_and_authors_count_only_public_posts(client: FlaskClient, blog: Any
     }  # fmt: skip
 
 
+def test_an_author_is_found_by_the_api_exactly_when_the_site_shows_their_page(
+    client: FlaskClient, blog: Any, make_user: Any, make_post: Any
+) -> None:
+    quiet = make_user(name="Quiet Writer")  # staff, but nothing public
+    make_post("Only a draft", status=PostStatus.DRAFT, authors=[quiet])
+    gone = make_user(name="Gone Writer")
+    gone.deactivated_at = NOW  # deactivated, with nothing public either
+    db.session.commit()
+    for slug in ("quiet-writer", "gone-writer", "nobody"):
+        assert client.get(f"/author/{slug}/").status_code == 404
+        assert client.get(f"/api/v1/authors/{slug}/").status_code == 404
+    # A byline outlives its account: a deactivated author with public posts keeps both pages.
+    retired = make_user(name="Retired Writer")
+    make_post("Still public", authors=[retired])
+    retired.deactivated_at = NOW
+    db.session.commit()
+    assert client.get("/author/retired-writer/").status_code == 200
+    found = client.get("/api/v1/authors/retired-writer/").get_json()["author"]
+    assert (found["name"], found["post_count"]) == ("Retired Writer", 1)
+
+
 def test_page_numbers_come_with_totals(client: FlaskClient, blog: Any) -> None:
     body = client.get("/api/v1/posts/?limit=3&page=2").get_json()
     assert [p["title"] for p in body["posts"]] == ["Flask tips"]

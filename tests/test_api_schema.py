@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
+from openapi_spec_validator import validate as validate_openapi
 from schemathesis.specs.openapi.checks import (
     negative_data_rejection,
     positive_data_acceptance,
@@ -45,6 +46,29 @@ def api_schema(app: Flask, make_post: Any, make_user: Any, author: Any) -> Any:
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+def test_the_openapi_document_is_valid_as_a_whole(client: Any) -> None:
+    # Every $ref resolves, every operation is well formed: what client generators need.
+    validate_openapi(client.get("/api/openapi.json").get_json())
+
+
+def test_schemathesis_finds_nothing_to_warn_about_in_the_document(api_schema: Any) -> None:
+    # A warning means part of the API goes untested (an unresolvable $ref skips a
+    # response's validation): it fails here as an error does below.
+    warnings = [f"{w.kind}: {w.message}" for w in api_schema.iter_schema_warnings()]
+    assert warnings == []
+
+
+def test_admin_writes_document_the_if_match_header_they_require(client: Any) -> None:
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for method in ["patch", "delete"]:
+        operation = paths["/api/v1/admin/posts/{post_id}/"][method]
+        (if_match,) = [p for p in operation["parameters"] if p["name"] == "If-Match"]
+        assert if_match["required"] is True
+        assert if_match["in"] == "header"
+        assert if_match["schema"]["pattern"]
+        assert {"412", "428"} <= set(operation["responses"])
 
 
 @schema.parametrize()

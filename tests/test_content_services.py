@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post, PostKind, PostStatus, PostTag, with_links
 from broadsheet.content.services import create_post, publish_due_posts
 from broadsheet.errors import Invalid
@@ -83,7 +84,9 @@ def test_slugs_stay_unique_and_avoid_the_sites_own_paths(make_post: Any) -> None
 def test_bad_input_names_every_field_and_writes_nothing(
     app: Flask, author: Any, fields: dict[str, Any], bad: set[str]
 ) -> None:
-    arguments: dict[str, Any] = {"title": "Fine", "markdown": "x", "authors": [author], "now": NOW}
+    arguments: dict[str, Any] = {
+        "title": "Fine", "markdown": "x", "authors": [author], "now": NOW, "actor": OPERATOR
+    }  # fmt: skip
     with pytest.raises(Invalid) as caught:
         create_post(db.session, **{**arguments, **fields})
     assert set(caught.value.fields) == bad
@@ -191,5 +194,8 @@ def test_tag_names_that_share_an_address_are_one_tag(make_post: Any) -> None:
 
 def test_a_tag_name_without_a_letter_or_digit_is_refused(app: Flask, author: Any) -> None:
     with pytest.raises(Invalid) as caught:
-        create_post(db.session, title="T", markdown="", authors=[author], now=NOW, tags=["&&"])
+        create_post(
+            db.session, title="T", markdown="", authors=[author], now=NOW, tags=["&&"],
+            actor=OPERATOR,
+        )  # fmt: skip
     assert "tags" in caught.value.fields

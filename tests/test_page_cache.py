@@ -141,8 +141,9 @@ def test_a_post_published_through_the_service_is_on_the_next_page(
     reader: FlaskClient, earlier: Post, author: Any
 ) -> None:
     draft = content.create_post(
-        db.session, title="Fresh news", markdown="Hot.", authors=[author], tags=["Flask"], now=NOW
-    )
+        db.session, title="Fresh news", markdown="Hot.", authors=[author], tags=["Flask"], now=NOW,
+        actor=OPERATOR,
+    )  # fmt: skip
     db.session.commit()
     for url in READS:
         assert b"Fresh news" not in reader.get(url).data
@@ -178,7 +179,7 @@ def test_a_change_made_by_another_process_reaches_the_pages_this_one_holds(
         writer = db.session.get(type(author), author.id)  # the other process's own copy
         content.create_post(
             db.session, title="From elsewhere", markdown="Hi.", authors=[writer],
-            tags=["Flask"], status=PostStatus.PUBLISHED, now=utcnow(),
+            tags=["Flask"], status=PostStatus.PUBLISHED, now=utcnow(), actor=OPERATOR,
         )  # fmt: skip
         db.session.commit()  # committed in the other process's app
     for url in READS:
@@ -291,7 +292,7 @@ def test_a_post_the_scheduler_publishes_is_on_the_next_page(
     now = utcnow()
     post = content.create_post(
         db.session, title="Right on time", markdown="Tick.", authors=[author], tags=["Flask"],
-        now=now - timedelta(hours=2),
+        now=now - timedelta(hours=2), actor=OPERATOR,
     )  # fmt: skip
     content.schedule_post(
         db.session,

@@ -189,7 +189,8 @@ def load_settings(
     settings["SITE_URL"] = read("SITE_URL", _site_url, "http://127.0.0.1:5000")
     # Flask answers a request for any other Host with 400 (and the page cache never sees it).
     settings["TRUSTED_HOSTS"] = trusted_hosts(str(settings["SITE_URL"]))
-    # Until staff can edit them in the admin, the site's name and tagline come from here.
+    # The site's name and tagline until staff save their own in the admin's settings (which
+    # then win); the 500 page, which reads no database, always shows these.
     settings["SITE_TITLE"] = read("SITE_TITLE", str, "Broadsheet")
     settings["SITE_DESCRIPTION"] = read(
         "SITE_DESCRIPTION", str, "Notes on software, written slowly."

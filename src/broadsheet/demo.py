@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from broadsheet.accounts.models import Role, User
+from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.bulk import bulk_insert, next_id, reset_sequence
 from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, PostTag, Tag
 from broadsheet.content.rendering import render_markdown
@@ -397,6 +398,7 @@ def _ensure_pages(session: DbSession, author: User, now: datetime) -> int:
                 now=now,
                 kind=PostKind.PAGE,
                 status=PostStatus.PUBLISHED,
+                actor=OPERATOR,  # the demo runs from the CLI, as the operator
             )
             added += 1
     return added

@@ -7,6 +7,12 @@ from datetime import datetime
 from flask import Response, make_response, request
 
 
+def newest(*moments: datetime | None) -> datetime | None:
+    """The latest of the moments given (None when none is known): a Last-Modified."""
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
 def cacheable(
     body: str | bytes,
     *,

@@ -1,4 +1,4 @@
-"""What every admin view shares: the signed-in actor, one commit, errors onto forms."""
+"""What every admin view shares: the signed-in actor, errors onto forms, page rendering."""
 
 from __future__ import annotations
 
@@ -20,10 +20,6 @@ from broadsheet.settings.services import SiteSettings, site_settings
 def actor() -> User:
     """The signed-in staff member (the blueprint lets nobody else in)."""
     return cast(User, current_user._get_current_object())
-
-
-def commit() -> None:
-    db.session.commit()
 
 
 def show_error(error: DomainError, form: FlaskForm | None = None) -> None:

@@ -42,18 +42,16 @@ def stale_form(error: CSRFError) -> ResponseReturnValue:
 
 @bp.get("/tags/")
 def tags() -> ResponseReturnValue:
-    require(actor(), Action.MANAGE_TAGS)
-    return page("tags.html", tags=tag_services.tags_with_counts(db.session))
+    return page("tags.html", tags=tag_services.tags_with_counts(db.session, actor=actor()))
 
 
 @bp.route("/tags/<int:tag_id>/", methods=["GET", "POST"])
 def tag(tag_id: int) -> ResponseReturnValue:
     user = actor()
-    require(user, Action.MANAGE_TAGS)
-    found = tag_services.find_tag(db.session, tag_id)
+    found = tag_services.find_tag(db.session, tag_id, actor=user)
     form = TagForm(obj=found)
     merge = MergeForm(prefix="merge")
-    others = [(t.id, t.name) for t, _n in tag_services.tags_with_counts(db.session)]
+    others = [(t.id, t.name) for t, _n in tag_services.tags_with_counts(db.session, actor=user)]
     merge.target.choices = [SelectChoice(str(i), n) for i, n in others if i != found.id]
     if form.validate_on_submit():
         try:
@@ -63,7 +61,7 @@ def tag(tag_id: int) -> ResponseReturnValue:
             db.session.commit()
         except DomainError as error:
             show_error(error, form)
-            found = tag_services.find_tag(db.session, tag_id)
+            found = tag_services.find_tag(db.session, tag_id, actor=user)
             return page("tag.html", error.status, tag=found, form=form, merge=merge)
         flash(f"Saved the tag “{found.name}”.", "info")
         return redirect(url_for("admin.tag", tag_id=tag_id))
@@ -73,8 +71,10 @@ def tag(tag_id: int) -> ResponseReturnValue:
 @bp.post("/tags/<int:tag_id>/merge")
 def merge_tag(tag_id: int) -> ResponseReturnValue:
     user = actor()
-    source = tag_services.find_tag(db.session, tag_id)
-    target = tag_services.find_tag(db.session, request.form.get("merge-target", 0, type=int))
+    source = tag_services.find_tag(db.session, tag_id, actor=user)
+    target = tag_services.find_tag(
+        db.session, request.form.get("merge-target", 0, type=int), actor=user
+    )
     source_name = source.name
     tag_services.merge_tags(db.session, source, target, actor=user)
     db.session.commit()

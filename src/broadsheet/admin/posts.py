@@ -19,7 +19,7 @@ from broadsheet.content import services as content
 from broadsheet.content.models import Post, PostStatus, Tag
 from broadsheet.content.rendering import render_markdown
 from broadsheet.content.staff_queries import dashboard as dashboard_query
-from broadsheet.content.staff_queries import staff_posts
+from broadsheet.content.staff_queries import staff_post, staff_posts
 from broadsheet.content.tags import tag_names
 from broadsheet.errors import Conflict, DomainError, Forbidden, Invalid
 from broadsheet.extensions import db, utcnow
@@ -170,8 +170,7 @@ def _initial(post: Post, settings: SiteSettings) -> dict[str, Any]:
 @bp.route("/posts/<int:post_id>/", methods=["GET", "POST"])
 def edit_post(post_id: int) -> ResponseReturnValue:
     user = actor()
-    post = content.load_post(db.session, post_id)
-    require(user, Action.EDIT_POST, post)
+    post = staff_post(db.session, post_id, actor=user)
     settings = site_settings(db.session)
     if request.method == "GET":
         form = PostForm(data=_initial(post, settings))
@@ -194,7 +193,7 @@ def edit_post(post_id: int) -> ResponseReturnValue:
         db.session.commit()
     except DomainError as error:
         show_error(error, form)
-        post = content.load_post(db.session, post_id)
+        post = staff_post(db.session, post_id, actor=user)
         return page("edit.html", _status_for(error), **_form_context(form, post, settings))
     flash(_done_message(post, settings), "info")
     return redirect(url_for("admin.edit_post", post_id=post.id))
@@ -210,7 +209,7 @@ def preview() -> ResponseReturnValue:
 
 @bp.get("/posts/<int:post_id>/revisions/")
 def revisions(post_id: int) -> ResponseReturnValue:
-    post = content.load_post(db.session, post_id)
+    post = staff_post(db.session, post_id, actor=actor())
     history = post_history.post_revisions(db.session, post, actor=actor())
     return page("revisions.html", post=post, revisions=history, button=ButtonForm())
 
@@ -218,7 +217,7 @@ def revisions(post_id: int) -> ResponseReturnValue:
 @bp.get("/posts/<int:post_id>/revisions/<int:revision_id>/")
 def revision(post_id: int, revision_id: int) -> ResponseReturnValue:
     """One revision compared with another (``?against=``), by default the latest."""
-    post = content.load_post(db.session, post_id)
+    post = staff_post(db.session, post_id, actor=actor())
     history = post_history.post_revisions(db.session, post, actor=actor())
     chosen = post_history.find_revision(db.session, post, revision_id)
     against_id = request.args.get("against", type=int)
@@ -238,7 +237,7 @@ def revision(post_id: int, revision_id: int) -> ResponseReturnValue:
 
 @bp.post("/posts/<int:post_id>/revisions/<int:revision_id>/restore")
 def restore(post_id: int, revision_id: int) -> ResponseReturnValue:
-    post = content.load_post(db.session, post_id)
+    post = staff_post(db.session, post_id, actor=actor())
     chosen = post_history.find_revision(db.session, post, revision_id)
     if not ButtonForm().validate_on_submit():
         abort(400)

@@ -12,20 +12,19 @@ from typing import Any
 from flask import Response, abort, g, json, request, url_for
 from flask_smorest import Blueprint
 
-from broadsheet.accounts.permissions import Action, require
 from broadsheet.accounts.services import authenticate_token
 from broadsheet.api import schemas
 from broadsheet.api.errors import domain_problem
 from broadsheet.content import services, staff_queries
 from broadsheet.content import tags as tag_services
 from broadsheet.content.models import Post, PostStatus
-from broadsheet.content.queries import author_by_slug, public_tag
+from broadsheet.content.queries import public_tag
 from broadsheet.errors import Conflict, DomainError, NotFound
 from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.newsletter import sending
 from broadsheet.newsletter import services as newsletter
 from broadsheet.newsletter.models import SubscriberStatus
-from broadsheet.problems import problem
+from broadsheet.problems import PROBLEM_TYPE, problem
 
 blp = Blueprint(
     "admin_api",
@@ -39,9 +38,12 @@ IF_MATCH = {
     "in": "header",
     "name": "If-Match",
     "required": True,
-    "schema": {"type": "string"},
-    "description": "The post's ETag as last read; a stale one gets 412.",
+    "schema": {"type": "string", "pattern": r'^"post-[0-9]+-v[0-9]+"$'},
+    "description": "The post's ETag as last read (from GET or the last write); a stale one "
+    "gets 412, none 428.",
 }
+STALE = "Someone saved the post since the ETag in If-Match."
+NO_IF_MATCH = "If-Match was not sent."
 
 
 blp.register_error_handler(DomainError, domain_problem)
@@ -101,9 +103,7 @@ def _post_response(post: Post, status: int = 200) -> Response:
 
 
 def _load(post_id: int) -> Post:
-    post = services.load_post(db.session, post_id)
-    require(g.api_actor, Action.EDIT_POST, post)
-    return post
+    return staff_queries.staff_post(db.session, post_id, actor=g.api_actor)
 
 
 def _commit_post(post_id: int, status: int = 200) -> Response:
@@ -113,7 +113,7 @@ def _commit_post(post_id: int, status: int = 200) -> Response:
     except Exception:
         db.session.rollback()
         raise
-    return _post_response(services.load_post(db.session, post_id), status)
+    return _post_response(staff_queries.staff_post(db.session, post_id, actor=g.api_actor), status)
 
 
 @blp.get("/posts/")
@@ -132,7 +132,7 @@ def list_posts(
         per_page=limit,
         status=PostStatus(status) if status else None,
         tag_id=public_tag(db.session, tag).id if tag else None,
-        author_id=author_by_slug(db.session, author).id if author else None,
+        author_id=staff_queries.staff_member(db.session, author).id if author else None,
         search=search,
     )
     body = {
@@ -166,7 +166,10 @@ def get_post(post_id: int) -> Response:
 @blp.patch("/posts/<int(max=2147483647):post_id>/")
 @blp.arguments(schemas.PostPatchSchema)
 @blp.response(200, schemas.AdminPostOneSchema)
-@blp.alt_response(412, description="Someone saved the post since the ETag in If-Match.")
+@blp.alt_response(412, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=STALE)
+@blp.alt_response(
+    428, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=NO_IF_MATCH
+)
 @blp.doc(security=SECURITY, parameters=[IF_MATCH])
 def update_post(changes: dict[str, Any], post_id: int) -> Response:
     """Change some fields of a post, against the version named in If-Match."""
@@ -190,6 +193,10 @@ def update_post(changes: dict[str, Any], post_id: int) -> Response:
 
 @blp.delete("/posts/<int(max=2147483647):post_id>/")
 @blp.response(204)
+@blp.alt_response(412, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=STALE)
+@blp.alt_response(
+    428, schema=schemas.ProblemSchema, content_type=PROBLEM_TYPE, description=NO_IF_MATCH
+)
 @blp.doc(security=SECURITY, parameters=[IF_MATCH])
 def delete_post(post_id: int) -> Response:
     """Delete a post, against the version named in If-Match."""
@@ -240,7 +247,7 @@ def unpublish_post(post_id: int) -> Response:
 
 
 def _tag_body(tag_id: int) -> dict[str, Any]:
-    tag = tag_services.find_tag(db.session, tag_id)
+    tag = tag_services.find_tag(db.session, tag_id, actor=g.api_actor)
     count = tag_services.post_count(db.session, tag)
     return {"tag": {**schemas.AdminTagSchema().dump(tag), "post_count": count}}
 
@@ -250,8 +257,7 @@ def _tag_body(tag_id: int) -> dict[str, Any]:
 @blp.doc(security=SECURITY)
 def list_tags() -> Response:
     """Every tag, internal ones too, with how many posts of any status carry it."""
-    require(g.api_actor, Action.MANAGE_TAGS)
-    rows = tag_services.tags_with_counts(db.session)
+    rows = tag_services.tags_with_counts(db.session, actor=g.api_actor)
     tags = [{**schemas.AdminTagSchema().dump(tag), "post_count": count} for tag, count in rows]
     return _json_response({"tags": tags})
 
@@ -262,7 +268,7 @@ def list_tags() -> Response:
 @blp.doc(security=SECURITY)
 def update_tag(changes: dict[str, Any], tag_id: int) -> Response:
     """Rename or describe a tag."""
-    tag = tag_services.find_tag(db.session, tag_id)
+    tag = tag_services.find_tag(db.session, tag_id, actor=g.api_actor)
     if "name" in changes:
         tag_services.rename_tag(db.session, tag, changes["name"], actor=g.api_actor)
     if "description" in changes:
@@ -277,8 +283,8 @@ def update_tag(changes: dict[str, Any], tag_id: int) -> Response:
 @blp.doc(security=SECURITY)
 def merge_tag(options: dict[str, Any], tag_id: int) -> Response:
     """Fold this tag into another: its posts get the other tag, and this one goes."""
-    source = tag_services.find_tag(db.session, tag_id)
-    target = tag_services.find_tag(db.session, options["into"])
+    source = tag_services.find_tag(db.session, tag_id, actor=g.api_actor)
+    target = tag_services.find_tag(db.session, options["into"], actor=g.api_actor)
     merged = tag_services.merge_tags(db.session, source, target, actor=g.api_actor)
     db.session.commit()
     return _json_response(_tag_body(merged.id))

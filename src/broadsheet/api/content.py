@@ -126,7 +126,7 @@ def list_posts(
 @blp.alt_response(304, description=NOT_MODIFIED["description"])
 def get_post(post_id: int) -> Response:
     """One public post by id."""
-    post = listing.public_post_by(db.session, now=utcnow(), post_id=post_id)
+    post = queries.public_post(db.session, now=utcnow(), post_id=post_id, pages=False)
     return _json({"post": schemas.PostSchema().dump(post)})
 
 
@@ -135,7 +135,7 @@ def get_post(post_id: int) -> Response:
 @blp.alt_response(304, description=NOT_MODIFIED["description"])
 def get_post_by_slug(slug: str) -> Response:
     """One public post by slug."""
-    post = listing.public_post_by(db.session, now=utcnow(), slug=slug)
+    post = queries.public_post(db.session, slug, now=utcnow(), pages=False)
     return _json({"post": schemas.PostSchema().dump(post)})
 
 
@@ -176,9 +176,9 @@ def list_authors(limit: int, page: int) -> Response:
 @blp.alt_response(304, description=NOT_MODIFIED["description"])
 def get_author(slug: str) -> Response:
     """One author, with their count of public posts."""
-    user = queries.author_by_slug(db.session, slug)
-    count = listing.public_author_count(db.session, user, now=utcnow())
-    return _json({"author": {**schemas.AuthorSchema().dump(user), "post_count": count}})
+    found = queries.public_author(db.session, slug, now=utcnow())
+    author = {**schemas.AuthorSchema().dump(found.user), "post_count": found.post_count}
+    return _json({"author": author})
 
 
 @blp.post("/subscribers/")

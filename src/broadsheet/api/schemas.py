@@ -7,11 +7,29 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from broadsheet.accounts.models import User
-from broadsheet.content.models import Post, Tag
+from broadsheet.content.tags import MAX_DESCRIPTION, MAX_TAG_NAME
 from broadsheet.urls import absolute_url
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# What the services accept, documented (the services check it and say what is wrong): a post's slug
+# is a slug that is not all digits (those are the date archives' addresses); a title and
+# a tag name hold something besides spaces; a tag name has a letter or digit to make its
+# address from.
+POST_SLUG_PATTERN = r"^[0-9]*[a-z][a-z0-9]*(?:-[a-z0-9]+)*$|^[a-z0-9]+(?:-[a-z0-9]+)+$"
+POST_SLUG_DOC = {
+    "pattern": POST_SLUG_PATTERN,
+    "description": "Lower-case letters, digits and single hyphens, not only digits, and "
+    "not a word the site uses itself (admin, api, feed, tag, …).",
+}
+TEXT_PATTERN = r"\S"
+TAG_NAME_PATTERN = r"[A-Za-z0-9]"
+
+
+URL_DOC = {"type": "string", "format": "uri"}
+# A tag reference or null, and nothing else (OpenAPI 3.0 has no "null" type: nullable enum).
+NULL_OR_TAG_REF = {
+    "anyOf": [{"$ref": "#/components/schemas/TagRef"}, {"enum": [None], "nullable": True}]
+}
 
 
 class ProblemFieldSchema(Schema):
@@ -33,7 +51,9 @@ class TagRefSchema(Schema):
     id = fields.Integer(required=True)
     slug = fields.String(required=True)
     name = fields.String(required=True)
-    url = fields.Function(lambda tag: absolute_url("site.tag", slug=tag.slug), required=True)
+    url = fields.Function(
+        lambda tag: absolute_url("site.tag", slug=tag.slug), required=True, metadata=URL_DOC
+    )
 
 
 class TagSchema(TagRefSchema):
@@ -45,7 +65,9 @@ class AuthorRefSchema(Schema):
     id = fields.Integer(required=True)
     slug = fields.String(required=True)
     name = fields.String(required=True)
-    url = fields.Function(lambda user: absolute_url("site.author", slug=user.slug), required=True)
+    url = fields.Function(
+        lambda user: absolute_url("site.author", slug=user.slug), required=True, metadata=URL_DOC
+    )
 
 
 class AuthorSchema(AuthorRefSchema):
@@ -53,20 +75,13 @@ class AuthorSchema(AuthorRefSchema):
     post_count = fields.Integer(required=True)
 
 
-def _primary_author(post: Post) -> dict[str, Any]:
-    return AuthorRefSchema().dump(post.authors[0])
-
-
-def _primary_tag(post: Post) -> dict[str, Any] | None:
-    tag = post.primary_tag
-    return TagRefSchema().dump(tag) if tag else None
-
-
 class PostSchema(Schema):
     id = fields.Integer(required=True)
     slug = fields.String(required=True)
     title = fields.String(required=True)
-    url = fields.Function(lambda post: absolute_url("site.post", slug=post.slug), required=True)
+    url = fields.Function(
+        lambda post: absolute_url("site.post", slug=post.slug), required=True, metadata=URL_DOC
+    )
     html = fields.String(required=True)
     excerpt = fields.String(required=True)
     featured = fields.Boolean(required=True)
@@ -75,28 +90,19 @@ class PostSchema(Schema):
     meta_description = fields.String(allow_none=True, required=True)
     published_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
-    reading_time = fields.Function(
-        lambda post: post.reading_minutes, required=True, metadata={"type": "integer"}
-    )
+    reading_time = fields.Integer(attribute="reading_minutes", required=True, dump_only=True)
     primary_tag = fields.Function(
-        _primary_tag,
+        lambda post: TagRefSchema().dump(post.primary_tag) if post.primary_tag else None,
         allow_none=True,
         required=True,
-        metadata={"$ref": "#/components/schemas/TagRef"},
+        metadata=NULL_OR_TAG_REF,
     )
-    tags = fields.Function(
-        lambda post: TagRefSchema(many=True).dump(post.public_tags),
-        required=True,
-        metadata={"type": "array", "items": {"$ref": "#/components/schemas/TagRef"}},
+    # Readers see public tags only; staff see every tag (AdminPostSchema).
+    tags = fields.List(
+        fields.Nested(TagRefSchema), attribute="public_tags", required=True, dump_only=True
     )
-    primary_author = fields.Function(
-        _primary_author, required=True, metadata={"$ref": "#/components/schemas/AuthorRef"}
-    )
-    authors = fields.Function(
-        lambda post: AuthorRefSchema(many=True).dump(post.authors),
-        required=True,
-        metadata={"type": "array", "items": {"$ref": "#/components/schemas/AuthorRef"}},
-    )
+    primary_author = fields.Nested(AuthorRefSchema, required=True, dump_only=True)
+    authors = fields.List(fields.Nested(AuthorRefSchema), required=True, dump_only=True)
 
 
 class PaginationSchema(Schema):
@@ -163,9 +169,6 @@ class PostArgsSchema(Schema):
             raise ValidationError("give page or cursor, not both", field_name="cursor")
 
 
-__all__ = ["AuthorSchema", "PostSchema", "Tag", "TagSchema", "User"]
-
-
 # The Admin API ---------------------------------------------------------------------------
 
 
@@ -179,11 +182,7 @@ class AdminPostSchema(PostSchema):
     custom_excerpt = fields.String(allow_none=True, required=True)
     published_at = fields.AwareDateTime(allow_none=True, required=True)
     created_at = fields.AwareDateTime(required=True)
-    tags = fields.Function(
-        lambda post: TagRefSchema(many=True).dump(post.tags),
-        required=True,
-        metadata={"type": "array", "items": {"$ref": "#/components/schemas/TagRef"}},
-    )
+    tags = fields.List(fields.Nested(TagRefSchema), required=True, dump_only=True)
 
 
 class AdminPostOneSchema(Schema):
@@ -210,14 +209,24 @@ _TEXT_LIMIT = 200_000
 class PostWriteSchema(Schema):
     """A new post: a draft, written by the token's owner.  Unknown fields are an error."""
 
-    title = fields.String(required=True, validate=validate.Length(1, 300))
+    title = fields.String(
+        required=True,
+        validate=validate.Length(1, 300),
+        metadata={"pattern": TEXT_PATTERN, "description": "Must hold more than spaces."},
+    )
     markdown = fields.String(load_default="", validate=validate.Length(max=_TEXT_LIMIT))
     tags = fields.List(
-        fields.String(validate=validate.Length(1, 100)),
+        fields.String(
+            validate=validate.Length(1, MAX_TAG_NAME),
+            metadata={"pattern": TAG_NAME_PATTERN, "description": "A name with a letter or digit."},
+        ),
         load_default=list,
         validate=validate.Length(max=50),
     )
-    slug = fields.String(validate=validate.Length(1, 200))
+    slug = fields.String(
+        validate=validate.Length(1, 200),
+        metadata=POST_SLUG_DOC,
+    )
     excerpt = fields.String(allow_none=True, validate=validate.Length(max=2000))
     featured = fields.Boolean(load_default=False)
     meta_title = fields.String(allow_none=True, validate=validate.Length(max=300))
@@ -227,12 +236,22 @@ class PostWriteSchema(Schema):
 class PostPatchSchema(Schema):
     """Changes to a post; fields left out keep their value."""
 
-    title = fields.String(validate=validate.Length(1, 300))
+    title = fields.String(
+        validate=validate.Length(1, 300),
+        metadata={"pattern": TEXT_PATTERN, "description": "Must hold more than spaces."},
+    )
     markdown = fields.String(validate=validate.Length(max=_TEXT_LIMIT))
     tags = fields.List(
-        fields.String(validate=validate.Length(1, 100)), validate=validate.Length(max=50)
+        fields.String(
+            validate=validate.Length(1, MAX_TAG_NAME),
+            metadata={"pattern": TAG_NAME_PATTERN, "description": "A name with a letter or digit."},
+        ),
+        validate=validate.Length(max=50),
     )
-    slug = fields.String(validate=validate.Length(1, 200))
+    slug = fields.String(
+        validate=validate.Length(1, 200),
+        metadata=POST_SLUG_DOC,
+    )
     excerpt = fields.String(allow_none=True, validate=validate.Length(max=2000))
     featured = fields.Boolean()
     meta_title = fields.String(allow_none=True, validate=validate.Length(max=300))
@@ -247,7 +266,13 @@ class PublishSchema(Schema):
 
 
 class ScheduleSchema(Schema):
-    publish_at = fields.AwareDateTime(required=True, metadata={"description": "In the future."})
+    publish_at = fields.AwareDateTime(
+        required=True,
+        metadata={
+            "description": "In the future; a post that is already public must be unpublished "
+            "first (422 otherwise)."
+        },
+    )
     email = fields.Boolean(load_default=False)
 
 
@@ -266,8 +291,8 @@ class AdminTagOneSchema(Schema):
 
 
 class TagPatchSchema(Schema):
-    name = fields.String(validate=validate.Length(1, 100))
-    description = fields.String(validate=validate.Length(max=5000))
+    name = fields.String(validate=validate.Length(1, MAX_TAG_NAME))
+    description = fields.String(validate=validate.Length(max=MAX_DESCRIPTION))
 
 
 class TagMergeSchema(Schema):

@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import Select, and_, func, or_, select
 
 from broadsheet.accounts.models import User
-from broadsheet.content.models import Post, PostAuthor, PostKind, PostTag, Tag, with_links
-from broadsheet.content.queries import Remember, compute, public_posts_query
-from broadsheet.errors import NotFound
+from broadsheet.content.models import Post, PostAuthor, PostTag, Tag, with_links
+from broadsheet.content.paging import Remember, check_page, compute
+from broadsheet.content.queries import public_posts_query
 from broadsheet.extensions import DbSession
 
 
@@ -101,8 +101,7 @@ def list_posts(
     """
     query = _filtered(session, wanted, now)
     if query is None:
-        if page is not None and page > 1:
-            raise NotFound(f"there is no page {page}")
+        check_page(page or 1, 0, limit)
         return Listing([], 0 if after is None else None, None)
     newest = wanted.order is Order.NEWEST
     order = (Post.published_at.desc(), Post.id.desc()) if newest else (
@@ -122,8 +121,7 @@ def list_posts(
         counted = select(func.count()).select_from(query.subquery())
         total = remember(f"filtered:{wanted!r}", lambda: session.scalar(counted) or 0)
         page = page or 1
-        if page > 1 and (page - 1) * limit >= total:
-            raise NotFound(f"there is no page {page}")
+        check_page(page, total, limit)
         query = query.offset((page - 1) * limit)
     rows = list(session.scalars(query.order_by(*order).limit(limit + 1).options(*with_links())))
     more = len(rows) > limit
@@ -133,27 +131,13 @@ def list_posts(
     return Listing(posts, total, position)
 
 
-def public_post_by(session: DbSession, *, now: datetime, post_id: int | None = None,
-                   slug: str | None = None) -> Post:  # fmt: skip
-    """One public post (not a page) by id or slug; NotFound otherwise."""
-    query = select(Post).where(Post.kind == PostKind.POST).options(*with_links())
-    query = (
-        query.where(Post.id == post_id) if post_id is not None else query.where(Post.slug == slug)
-    )
-    post = session.scalar(query)
-    if post is None or not post.is_visible(now):
-        raise NotFound("no such post")
-    return post
-
-
 def public_tags(
     session: DbSession, *, now: datetime, page: int, limit: int
 ) -> tuple[list[tuple[Tag, int]], int]:
     """Tags readers can see, by name, each with its count of public posts; and the total."""
     visible = select(Tag).where(~Tag.is_internal)
     total = session.scalar(select(func.count()).select_from(visible.subquery())) or 0
-    if page > 1 and (page - 1) * limit >= total:
-        raise NotFound(f"there is no page {page}")
+    check_page(page, total, limit)
     tags = list(session.scalars(visible.order_by(Tag.name).offset((page - 1) * limit).limit(limit)))
     counts = public_post_counts(session, [t.id for t in tags], now=now)
     return [(tag, counts.get(tag.id, 0)) for tag in tags], total
@@ -181,8 +165,7 @@ def public_authors(
         .subquery()
     )
     total = session.scalar(select(func.count()).select_from(counted)) or 0
-    if page > 1 and (page - 1) * limit >= total:
-        raise NotFound(f"there is no page {page}")
+    check_page(page, total, limit)
     rows = session.execute(
         select(User, counted.c.posts)
         .join(counted, counted.c.user_id == User.id)
@@ -191,14 +174,3 @@ def public_authors(
         .limit(limit)
     )
     return [(row[0], int(row[1])) for row in rows], total
-
-
-def public_author_count(session: DbSession, user: User, *, now: datetime) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(PostAuthor)
-            .where(PostAuthor.user_id == user.id, PostAuthor.published_at <= now)
-        )
-        or 0
-    )

@@ -3,7 +3,8 @@
 The link tables carry a copy of the post's ``published_at`` while the post is
 public (NULL otherwise), so that a tag or author archive is one range scan of
 one index, newest first, however deep the page.  ``content.services`` keeps
-that copy in step; nothing else writes it.
+that copy in step (``sync_listing``); the demo's bulk insert (``demo.py``)
+writes it directly, by the same rule.
 """
 
 from __future__ import annotations
@@ -11,7 +12,18 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    false,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 from sqlalchemy.orm.strategy_options import _AbstractLoad
@@ -157,17 +169,30 @@ class Post(Model):
         return self.status is PostStatus.DRAFT
 
     @property
+    def primary_author(self) -> User:
+        """The author named first (a post always has one)."""
+        return self.author_links[0].user
+
+    @property
     def reading_minutes(self) -> int:
         """Minutes a reader needs, at about 230 words a minute; never less than one."""
         return max(1, round(len(self.markdown.split()) / WORDS_PER_MINUTE))
 
     def is_visible(self, now: datetime) -> bool:
-        """Whether a reader may see this post or page at ``now``."""
+        """Whether a reader may see this post or page at ``now`` (``visible_clause`` in SQL)."""
         return (
             self.status is PostStatus.PUBLISHED
             and self.published_at is not None
             and self.published_at <= now
         )
+
+    @classmethod
+    def visible_clause(
+        cls, now: datetime, kind: PostKind | None = PostKind.POST
+    ) -> ColumnElement[bool]:
+        """``is_visible`` as SQL, for posts of ``kind`` (None: posts and pages alike)."""
+        visible = and_(cls.status == PostStatus.PUBLISHED, cls.published_at <= now)
+        return visible if kind is None else and_(cls.kind == kind, visible)
 
     def __repr__(self) -> str:
         return f"<Post {self.slug} {self.status}>"

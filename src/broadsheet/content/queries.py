@@ -12,15 +12,18 @@ long as the content is unchanged (the site passes the page cache's).
 Listings may be asked to treat an empty first page as missing
 (``allow_empty=False``): the public site does, so that a tag used only by
 drafts, or a staff member who has published nothing, has no page at all.
+
+Beside it: ``paging`` (a page and which numbers exist), ``listing`` (the
+Content API's filtered lists, built on ``public_posts_query``), ``sitemap``
+(slugs and dates only) and ``staff_queries`` (what staff may work on).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, and_, func, literal, or_, select, union_all
 
@@ -29,48 +32,13 @@ from broadsheet.content.models import (
     Post,
     PostAuthor,
     PostKind,
-    PostStatus,
     PostTag,
     Tag,
     with_links,
 )
+from broadsheet.content.paging import Page, Remember, check_page, compute
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
-
-T = TypeVar("T")
-
-
-class Remember(Protocol):
-    """Given a name for a value and how to compute it, the value (perhaps kept from before)."""
-
-    def __call__(self, name: str, compute: Callable[[], T], /) -> T: ...
-
-
-def compute(_name: str, value: Callable[[], T], /) -> T:
-    """The ``Remember`` that keeps nothing."""
-    return value()
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing; ``number`` counts from 1."""
-
-    items: list[Post]
-    number: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.pages
 
 
 @dataclass(frozen=True)
@@ -80,14 +48,6 @@ class PostLink:
     slug: str
     title: str
     updated_at: datetime
-
-
-def _check_page(number: int, total: int, per_page: int, *, allow_empty: bool = True) -> None:
-    """Page 1 exists (it may be empty, if allowed); any other page must hold something."""
-    if number < 1 or (number > 1 and (number - 1) * per_page >= total):
-        raise NotFound(f"there is no page {number}")
-    if total == 0 and not allow_empty:
-        raise NotFound("nothing has been published here")
 
 
 def _load_in_order(session: DbSession, ids: Sequence[int]) -> list[Post]:
@@ -117,7 +77,7 @@ def _page_of_links(
         f"{link.__tablename__}:{owner_id}",
         lambda: session.scalar(select(func.count()).select_from(link).where(*where)) or 0,
     )
-    _check_page(number, total, per_page, allow_empty=allow_empty)
+    check_page(number, total, per_page, allow_empty=allow_empty)
     ids: list[int] = list(
         session.scalars(
             select(link.post_id)
@@ -134,11 +94,7 @@ def public_posts_query(now: datetime) -> Select[Post]:
     """Public posts (not pages), newest first."""
     return (
         select(Post)
-        .where(
-            Post.kind == PostKind.POST,
-            Post.status == PostStatus.PUBLISHED,
-            Post.published_at <= now,
-        )
+        .where(Post.visible_clause(now))
         .order_by(Post.published_at.desc(), Post.id.desc())
     )
 
@@ -161,7 +117,7 @@ def _page_of_posts(
         query = query.where(Post.published_at < until)
     counted = select(func.count()).select_from(query.order_by(None).subquery())
     total = remember(f"posts:{since}:{until}", lambda: session.scalar(counted) or 0)
-    _check_page(number, total, per_page, allow_empty=allow_empty)
+    check_page(number, total, per_page, allow_empty=allow_empty)
     ids = list(
         session.scalars(
             query.with_only_columns(Post.id).offset((number - 1) * per_page).limit(per_page)
@@ -242,11 +198,29 @@ def tag_archive(
     )
 
 
-def author_by_slug(session: DbSession, slug: str) -> User:
-    user = session.scalar(select(User).where(User.slug == slug))
-    if user is None:
+@dataclass(frozen=True)
+class PublicAuthor:
+    user: User
+    post_count: int
+
+
+def public_author(session: DbSession, slug: str, *, now: datetime) -> PublicAuthor:
+    """A staff member readers may look up: one with a public post, and how many they have.
+
+    The site's author page and the Content API both ask here, so they agree:
+    NotFound for nobody, for staff who have published nothing, and so for a
+    deactivated account without public posts (one with posts keeps its byline
+    and its page).
+    """
+    row = session.execute(
+        select(User, func.count(PostAuthor.post_id))
+        .join(PostAuthor, PostAuthor.user_id == User.id)
+        .where(User.slug == slug, PostAuthor.published_at <= now)
+        .group_by(User.id)
+    ).first()
+    if row is None:
         raise NotFound(f"no author {slug!r}")
-    return user
+    return PublicAuthor(row[0], int(row[1]))
 
 
 def author_archive(
@@ -272,86 +246,36 @@ def author_archive(
     )
 
 
-def public_post(session: DbSession, slug: str, *, now: datetime) -> Post:
-    """A published post or page a reader may open; NotFound for anything else."""
-    post = session.scalar(select(Post).where(Post.slug == slug).options(*with_links()))
-    if post is None or not post.is_visible(now):
-        raise NotFound(f"no post {slug!r}")
-    return post
+def public_post(
+    session: DbSession,
+    slug: str | None = None,
+    *,
+    now: datetime,
+    post_id: int | None = None,
+    pages: bool = True,
+) -> Post:
+    """A published post (or page, unless ``pages`` is false) a reader may open, by slug or id.
 
-
-# The sitemap reads slugs and dates only, never whole posts, in a stable order
-# (oldest first) so that a new post lands in the last part and the earlier
-# parts stay as they were.
-SITEMAP_SECTIONS = ("posts", "tags", "authors")
-
-
-def _sitemap_query(section: str, now: datetime) -> Select[str, datetime | None]:
-    if section == "posts":  # posts and pages alike: both live at /<slug>/
-        return (
-            select(Post.slug.label("slug"), Post.updated_at.label("lastmod"))
-            .where(Post.status == PostStatus.PUBLISHED, Post.published_at <= now)
-            .order_by(Post.published_at, Post.id)
-        )
-    if section == "tags":
-        return (
-            select(Tag.slug.label("slug"), func.max(PostTag.published_at).label("lastmod"))
-            .join(PostTag, PostTag.tag_id == Tag.id)
-            .where(PostTag.published_at <= now, ~Tag.is_internal)
-            .group_by(Tag.id, Tag.slug)
-            .order_by(Tag.id)
-        )
-    if section == "authors":
-        return (
-            select(User.slug.label("slug"), func.max(PostAuthor.published_at).label("lastmod"))
-            .join(PostAuthor, PostAuthor.user_id == User.id)
-            .where(PostAuthor.published_at <= now)
-            .group_by(User.id, User.slug)
-            .order_by(User.id)
-        )
-    raise NotFound(f"no sitemap section {section!r}")
-
-
-def sitemap_section_summary(
-    session: DbSession, section: str, *, now: datetime
-) -> tuple[int, datetime | None]:
-    """How many public URLs a sitemap section holds, and its newest date, in one query.
-
-    Posts are public posts and pages; tags count once they have a public post
-    (internal ones never); authors once they have published one.
+    The site opens posts and pages by slug; the Content API posts only, by
+    either.  Raises NotFound for anything else.
     """
-    query = _sitemap_query(section, now).order_by(None).subquery()
-    row = session.execute(select(func.count(), func.max(query.c.lastmod))).one()
-    return row[0], row[1]
-
-
-def sitemap_section(
-    session: DbSession, section: str, *, now: datetime, offset: int, limit: int
-) -> Iterator[tuple[str, datetime | None]]:
-    """(slug, last modified) of one window of a section, read in batches, not loaded whole."""
-    query = _sitemap_query(section, now).offset(offset).limit(limit)
-    rows = session.execute(query.execution_options(yield_per=5000))
-    yield from ((slug, lastmod) for slug, lastmod in rows)
-
-
-def sitemap_section_lastmod(
-    session: DbSession, section: str, *, now: datetime, offset: int, limit: int
-) -> datetime | None:
-    """The newest date in one window of a section (None when it is empty)."""
-    window = _sitemap_query(section, now).offset(offset).limit(limit).subquery()
-    result: datetime | None = session.scalar(select(func.max(window.c.lastmod)))
-    return result
+    query = select(Post).options(*with_links())
+    query = (
+        query.where(Post.id == post_id) if post_id is not None else query.where(Post.slug == slug)
+    )
+    if not pages:
+        query = query.where(Post.kind == PostKind.POST)
+    post = session.scalar(query)
+    if post is None or not post.is_visible(now):
+        raise NotFound("no such post")
+    return post
 
 
 def public_pages(session: DbSession, *, now: datetime) -> list[PostLink]:
     """Published standalone pages (About, Colophon), oldest first: the site's menu."""
     rows = session.execute(
         select(Post.slug, Post.title, Post.updated_at)
-        .where(
-            Post.kind == PostKind.PAGE,
-            Post.status == PostStatus.PUBLISHED,
-            Post.published_at <= now,
-        )
+        .where(Post.visible_clause(now, kind=PostKind.PAGE))
         .order_by(Post.published_at, Post.id)
     )
     return [PostLink(slug, title, updated_at) for slug, title, updated_at in rows]
@@ -367,16 +291,12 @@ def neighbours(
     if post.kind is not PostKind.POST or post.published_at is None:
         return None, None
     when = post.published_at
-    public = (
-        Post.kind == PostKind.POST,
-        Post.status == PostStatus.PUBLISHED,
-        Post.published_at <= now,
-    )
+    public = Post.visible_clause(now)
     columns = (Post.slug, Post.title, Post.updated_at)
     older = (
         select(*columns, literal("older").label("side"))
         .where(
-            *public,
+            public,
             Post.published_at <= when,
             or_(Post.published_at < when, and_(Post.published_at == when, Post.id < post.id)),
         )
@@ -387,7 +307,7 @@ def neighbours(
     newer = (
         select(*columns, literal("newer").label("side"))
         .where(
-            *public,
+            public,
             Post.published_at >= when,
             or_(Post.published_at > when, and_(Post.published_at == when, Post.id > post.id)),
         )

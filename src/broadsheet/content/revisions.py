@@ -1,7 +1,9 @@
-"""A post's revisions: every save kept, listed, compared and restored.
+"""A post's revisions: listed, compared and restored.
 
-Restoring is itself a save through ``content.services.update_post``, so it
-keeps the version check and leaves a revision of its own.
+Every save keeps one (``content.services.record_revision``); restoring is
+itself a save through ``content.services.update_post``, so it keeps the
+version check and leaves a revision of its own.  This module depends on
+the services, never the other way round.
 """
 
 from __future__ import annotations
@@ -12,42 +14,11 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from broadsheet.accounts.models import User
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.content import services as content
 from broadsheet.content.models import Post, PostRevision
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
-
-
-def record_revision(
-    session: DbSession,
-    post: Post,
-    tags: list[str],
-    *,
-    actor: Actor,
-    now: datetime,
-    note: str = "",
-) -> PostRevision:
-    """Keep what ``post`` says now as a new revision, by ``actor``; flushes."""
-    revision = PostRevision(
-        post_id=post.id,
-        version=post.version,
-        created_at=now,
-        author_id=actor.id if isinstance(actor, User) else None,
-        note=note[:200],
-        title=post.title,
-        slug=post.slug,
-        markdown=post.markdown,
-        custom_excerpt=post.custom_excerpt,
-        featured=post.featured,
-        meta_title=post.meta_title,
-        meta_description=post.meta_description,
-        tags=tags,
-    )
-    session.add(revision)
-    session.flush()
-    return revision
 
 
 def post_revisions(session: DbSession, post: Post, *, actor: Actor) -> list[PostRevision]:

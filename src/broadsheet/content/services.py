@@ -6,28 +6,27 @@ Services flush and never commit; the door that called them commits once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slugify import slugify
 from sqlalchemy import case, select, update
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.accounts.models import User
-from broadsheet.accounts.permissions import OPERATOR, Action, Actor, can, require
-from broadsheet.content import revisions
+from broadsheet.accounts.permissions import Action, Actor, can, require
 from broadsheet.content.models import (
     Post,
     PostAuthor,
     PostKind,
+    PostRevision,
     PostStatus,
     PostTag,
-    Tag,
     with_links,
 )
 from broadsheet.content.rendering import render_markdown, shorten
+from broadsheet.content.tags import find_or_create_tags
 from broadsheet.errors import Conflict, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.slugs import make_slug, unique_slug
@@ -40,7 +39,6 @@ RESERVED_SLUGS = frozenset(
         "search", "sitemap.xml", "static", "subscribe", "tag", "unsubscribe",
     }
 )  # fmt: skip
-MAX_TAG_NAME = 100
 _digits = re.compile(r"^\d+$")
 
 
@@ -72,32 +70,34 @@ def sync_listing(session: DbSession, post_ids: Sequence[int]) -> None:
         )
 
 
-def find_or_create_tags(session: DbSession, names: Iterable[str], *, now: datetime) -> list[Tag]:
-    """The tags named, in the order given, creating the missing ones; duplicates dropped."""
-    wanted: list[str] = []
-    for raw in names:
-        name = " ".join(raw.split())
-        if name and name.lower() not in (w.lower() for w in wanted):
-            wanted.append(name)
-    if bad := [n for n in wanted if len(n) > MAX_TAG_NAME]:
-        raise Invalid({"tags": f"{bad[0][:20]}… is longer than {MAX_TAG_NAME} characters"})
-    if bad := [n for n in wanted if not slugify(n.lstrip("#"))]:
-        raise Invalid({"tags": f"{bad[0]!r} has no letter or digit to make an address from"})
-    slugs = {name: make_slug(name) for name in wanted}
-    existing = {
-        tag.slug: tag for tag in session.scalars(select(Tag).where(Tag.slug.in_(slugs.values())))
-    }
-    tags: list[Tag] = []
-    for name in wanted:
-        tag = existing.get(slugs[name])
-        if tag is None:
-            tag = Tag(name=name, slug=slugs[name], description="", created_at=now)
-            session.add(tag)
-            existing[tag.slug] = tag
-        if tag not in tags:  # "C" and "C++" share an address, so they are one tag
-            tags.append(tag)
+def record_revision(
+    session: DbSession,
+    post: Post,
+    tags: list[str],
+    *,
+    actor: Actor,
+    now: datetime,
+    note: str = "",
+) -> PostRevision:
+    """Keep what ``post`` says now as a new revision, by ``actor``; flushes."""
+    revision = PostRevision(
+        post_id=post.id,
+        version=post.version,
+        created_at=now,
+        author_id=actor.id if isinstance(actor, User) else None,
+        note=note[:200],
+        title=post.title,
+        slug=post.slug,
+        markdown=post.markdown,
+        custom_excerpt=post.custom_excerpt,
+        featured=post.featured,
+        meta_title=post.meta_title,
+        meta_description=post.meta_description,
+        tags=tags,
+    )
+    session.add(revision)
     session.flush()
-    return tags
+    return revision
 
 
 def check_slug(slug: str) -> str | None:
@@ -125,7 +125,7 @@ def create_post(
     featured: bool = False,
     meta_title: str | None = None,
     meta_description: str | None = None,
-    actor: Actor = OPERATOR,
+    actor: Actor,
 ) -> Post:
     """Add a post (or page), rendered, linked and with its first revision; flushes only.
 
@@ -179,7 +179,7 @@ def create_post(
     session.add(post)
     session.flush()
     sync_listing(session, [post.id])
-    revisions.record_revision(session, post, [tag.name for tag in tag_rows], actor=actor, now=now)
+    record_revision(session, post, [tag.name for tag in tag_rows], actor=actor, now=now)
     return post
 
 
@@ -306,9 +306,7 @@ def update_post(
     post.updated_at = now
     _flush_checked(session, post, expected_version)
     sync_listing(session, [post.id])
-    revisions.record_revision(
-        session, post, [t.name for t in post.tags], actor=actor, now=now, note=note
-    )
+    record_revision(session, post, [t.name for t in post.tags], actor=actor, now=now, note=note)
     return post
 
 

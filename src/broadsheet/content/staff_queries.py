@@ -1,7 +1,8 @@
-"""The staff's read side: the admin's post list and dashboard.
+"""The staff's read side: the admin's post list, one post to work on, and the dashboard.
 
-Staff below editor see only the posts they write.  Each function answers
-with a fixed number of queries whatever the page holds.
+Each function takes the actor and decides what they may see: staff below
+editor see only the posts they write.  Each answers with a fixed number of
+queries whatever the page holds.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from broadsheet.accounts.permissions import Action, Actor, can
+from broadsheet.accounts.models import User
+from broadsheet.accounts.permissions import Action, Actor, can, require
 from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, PostTag, with_links
-from broadsheet.content.queries import Page
+from broadsheet.content.paging import Page, check_page
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
 
@@ -29,6 +31,26 @@ def _visible_to(query: Select[Any], actor: Actor) -> Select[Any]:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def staff_post(session: DbSession, post_id: int, *, actor: Actor) -> Post:
+    """One post or page, of any status, that ``actor`` may edit; with its tags and authors.
+
+    Raises NotFound when there is no such post, Forbidden when it is not theirs to edit.
+    """
+    post = session.scalar(select(Post).where(Post.id == post_id).options(*with_links()))
+    if post is None:
+        raise NotFound(f"there is no post {post_id}")
+    require(actor, Action.EDIT_POST, post)
+    return post
+
+
+def staff_member(session: DbSession, slug: str) -> User:
+    """A staff member by their address slug, whatever they have published (for filters)."""
+    user = session.scalar(select(User).where(User.slug == slug))
+    if user is None:
+        raise NotFound(f"no author {slug!r}")
+    return user
 
 
 def staff_posts(
@@ -55,8 +77,7 @@ def staff_posts(
     if search.strip():
         query = query.where(Post.title.ilike(f"%{_escape_like(search.strip())}%", escape="\\"))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    if number < 1 or (number > 1 and (number - 1) * per_page >= total):
-        raise NotFound(f"there is no page {number}")
+    check_page(number, total, per_page)
     posts = list(
         session.scalars(
             query.order_by(Post.updated_at.desc(), Post.id.desc())

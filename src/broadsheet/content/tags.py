@@ -1,23 +1,57 @@
-"""Managing tags: rename, describe, merge two into one.  Editors and above only.
+"""Tags: found or made while writing; renamed, described and merged by editors and above.
 
 Services flush and never commit; the door that called them commits once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
+from slugify import slugify
 from sqlalchemy import delete, func, select, update
 
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.content.models import Post, PostTag, Tag
-from broadsheet.content.services import MAX_TAG_NAME
 from broadsheet.errors import Conflict, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.slugs import make_slug
 
+MAX_TAG_NAME = 100
 MAX_DESCRIPTION = 2000
 
 
-def find_tag(session: DbSession, tag_id: int) -> Tag:
+def find_or_create_tags(session: DbSession, names: Iterable[str], *, now: datetime) -> list[Tag]:
+    """The tags named, in the order given, creating the missing ones; duplicates dropped."""
+    wanted: list[str] = []
+    for raw in names:
+        name = " ".join(raw.split())
+        if name and name.lower() not in (w.lower() for w in wanted):
+            wanted.append(name)
+    if bad := [n for n in wanted if len(n) > MAX_TAG_NAME]:
+        raise Invalid({"tags": f"{bad[0][:20]}… is longer than {MAX_TAG_NAME} characters"})
+    if bad := [n for n in wanted if not slugify(n.lstrip("#"))]:
+        raise Invalid({"tags": f"{bad[0]!r} has no letter or digit to make an address from"})
+    slugs = {name: make_slug(name) for name in wanted}
+    existing = {
+        tag.slug: tag for tag in session.scalars(select(Tag).where(Tag.slug.in_(slugs.values())))
+    }
+    tags: list[Tag] = []
+    for name in wanted:
+        tag = existing.get(slugs[name])
+        if tag is None:
+            tag = Tag(name=name, slug=slugs[name], description="", created_at=now)
+            session.add(tag)
+            existing[tag.slug] = tag
+        if tag not in tags:  # "C" and "C++" share an address, so they are one tag
+            tags.append(tag)
+    session.flush()
+    return tags
+
+
+def find_tag(session: DbSession, tag_id: int, *, actor: Actor) -> Tag:
+    """A tag to manage, internal ones too; Forbidden below editor, NotFound when missing."""
+    require(actor, Action.MANAGE_TAGS)
     tag = session.get(Tag, tag_id)
     if tag is None:
         raise NotFound(f"there is no tag {tag_id}")
@@ -104,8 +138,9 @@ def post_count(session: DbSession, tag: Tag) -> int:
     )
 
 
-def tags_with_counts(session: DbSession) -> list[tuple[Tag, int]]:
-    """Every tag with how many posts carry it, by name."""
+def tags_with_counts(session: DbSession, *, actor: Actor) -> list[tuple[Tag, int]]:
+    """Every tag, internal ones too, with how many posts carry it, by name; editors and up."""
+    require(actor, Action.MANAGE_TAGS)
     counts = select(PostTag.tag_id, func.count().label("posts")).group_by(PostTag.tag_id).subquery()
     rows = session.execute(
         select(Tag, func.coalesce(counts.c.posts, 0))

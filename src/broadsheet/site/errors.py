@@ -11,7 +11,8 @@ from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
 from broadsheet.problems import problem
 from broadsheet.site.head import Head
-from broadsheet.site.views import bp, current_settings, site_feeds
+from broadsheet.site.theme import current_settings, site_feeds
+from broadsheet.site.views import bp
 
 NOT_FOUND_MAX_AGE = 60
 

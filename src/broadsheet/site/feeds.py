@@ -11,7 +11,7 @@ that a reader polling an unchanged feed gets an empty 304.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape as html_escape
@@ -27,14 +27,14 @@ from broadsheet.accounts.models import User
 from broadsheet.content.models import Post, Tag
 from broadsheet.content.queries import (
     author_archive,
-    author_by_slug,
     home_page,
+    public_author,
     public_tag,
     tag_archive,
 )
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
-from broadsheet.http_caching import cacheable
+from broadsheet.http_caching import cacheable, newest
 from broadsheet.page_cache import cache_pages
 from broadsheet.settings.services import site_settings
 from broadsheet.urls import absolute_url
@@ -65,13 +65,8 @@ def absolute_html(html: str, base_url: str) -> str:
     return lead + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
 
 
-def _newest(dates: Iterable[datetime | None]) -> datetime | None:
-    present = [d for d in dates if d is not None]
-    return max(present) if present else None
-
-
 def _changed_at(post: Post) -> datetime:
-    return _newest((post.updated_at, post.published_at)) or post.updated_at
+    return newest(post.updated_at, post.published_at) or post.updated_at
 
 
 # --- feeds ---------------------------------------------------------------------------
@@ -90,9 +85,10 @@ class Channel:
 
     @property
     def updated(self) -> datetime | None:
-        return _newest(_changed_at(post) for post in self.posts)
+        return newest(*(_changed_at(post) for post in self.posts))
 
 
+# The endpoints below, by what they follow (pages link to them through ``site.head``).
 SITE_FEEDS = {"rss": "feeds.rss", "atom": "feeds.atom", "json": "feeds.json_feed"}
 TAG_FEEDS = {"rss": "feeds.tag_rss", "atom": "feeds.tag_atom", "json": "feeds.tag_json"}
 AUTHOR_FEEDS = {"rss": "feeds.author_rss", "atom": "feeds.author_atom", "json": "feeds.author_json"}
@@ -140,7 +136,7 @@ def _tag_channel(slug: str) -> Channel:
 
 def _author_channel(slug: str) -> Channel:
     # Staff who have published nothing have no page and no feed.
-    user = author_by_slug(db.session, slug)
+    user = public_author(db.session, slug, now=utcnow()).user
     page = author_archive(
         db.session,
         user,

@@ -13,7 +13,8 @@ from flask import current_app, url_for
 
 from broadsheet.accounts.models import User
 from broadsheet.content.models import Post, PostKind
-from broadsheet.content.queries import Page
+from broadsheet.content.paging import Page
+from broadsheet.http_caching import newest
 from broadsheet.urls import absolute_url
 
 FEED_FORMATS = (
@@ -21,10 +22,6 @@ FEED_FORMATS = (
     ("atom", "application/atom+xml", "Atom"),
     ("json", "application/feed+json", "JSON Feed"),
 )
-# The feeds blueprint's endpoints, by what they follow.
-SITE_FEEDS = {"rss": "feeds.rss", "atom": "feeds.atom", "json": "feeds.json_feed"}
-TAG_FEEDS = {"rss": "feeds.tag_rss", "atom": "feeds.tag_atom", "json": "feeds.tag_json"}
-AUTHOR_FEEDS = {"rss": "feeds.author_rss", "atom": "feeds.author_atom", "json": "feeds.author_json"}
 
 
 @dataclass(frozen=True)
@@ -71,11 +68,6 @@ def absolute(path: str) -> str:
 
 def iso(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else ""
-
-
-def newest(*moments: datetime | None) -> datetime | None:
-    known = [m for m in moments if m is not None]
-    return max(known) if known else None
 
 
 def feed_links(endpoints: dict[str, str], label: str, **values: Any) -> list[FeedLink]:

@@ -1,7 +1,7 @@
 """The sitemap (split in parts past SITEMAP_MAX_URLS) and robots.txt.
 
 Every URL is absolute against ``SITE_URL``; posts, tags and authors are read
-through ``content.queries``, so nothing a reader may not see is listed.
+through ``content.sitemap``, so nothing a reader may not see is listed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, current_app
 from lxml import etree
 
-from broadsheet.content.queries import (
+from broadsheet.content.sitemap import (
     SITEMAP_SECTIONS,
     sitemap_section,
     sitemap_section_lastmod,

@@ -4,25 +4,15 @@ Each view parses the URL, asks ``content.queries`` for what a reader may see
 (a fixed number of queries whatever the page holds), and renders it with
 the head a search engine or a link preview needs.  Every page goes out
 through ``cacheable``: an ETag, Last-Modified, a 304 when nothing changed.
+The theme's helpers (static files, dates, the site's names) are in ``site/theme.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    current_app,
-    has_request_context,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Response, render_template, url_for
 from werkzeug.routing import RequestRedirect
 
 from broadsheet import page_cache
@@ -30,44 +20,26 @@ from broadsheet.content import queries
 from broadsheet.content.models import Post, PostKind, Tag
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
-from broadsheet.http_caching import cacheable
+from broadsheet.http_caching import cacheable, newest
 from broadsheet.page_cache import cache_pages
-from broadsheet.settings.services import SiteSettings, site_settings
+from broadsheet.site.feeds import AUTHOR_FEEDS, TAG_FEEDS
 from broadsheet.site.head import (
-    AUTHOR_FEEDS,
-    SITE_FEEDS,
-    TAG_FEEDS,
     FeedLink,
     Head,
     absolute,
     collection_data,
     feed_links,
-    iso,
-    newest,
-    optional_url,
     person,
     post_data,
 )
+from broadsheet.site.theme import SiteBlueprint, current_settings, init_theme, site_feeds
 from broadsheet.urls import absolute_url
 
-STATIC = Path(__file__).parent / "static"
-ONE_YEAR = 365 * 24 * 3600
-WORDS_PER_MINUTE = 230
 # How long a browser or proxy may reuse a page before asking again (it then gets a cheap 304).
 FRONT_PAGES_MAX_AGE = 60  # home and the first page of each archive change with every post
 DEEP_PAGES_MAX_AGE = 300
 POST_MAX_AGE = 300
 STANDALONE_MAX_AGE = 600
-SETTINGS_KEY = "broadsheet.site_settings"
-
-
-class SiteBlueprint(Blueprint):
-    def get_send_file_max_age(self, filename: str | None) -> int | None:
-        # Stylesheet links carry a hash of the file (?v=…): that exact URL never changes.
-        if filename and request.args.get("v") == static_version(filename):
-            return ONE_YEAR
-        return None
-
 
 bp = SiteBlueprint(
     "site",
@@ -77,63 +49,10 @@ bp = SiteBlueprint(
     static_url_path="/static/site",
 )
 cache_pages(bp)
-
-
-@cache
-def static_version(filename: str) -> str:
-    path = STATIC / filename
-    if not path.is_file():
-        return ""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-
-
-# Template helpers ---------------------------------------------------------------------------
-
-bp.add_app_template_global(optional_url, "optional_url")
-bp.add_app_template_global(iso, "iso")
-
-
-@bp.app_template_global()
-def static_url(filename: str) -> str:
-    return url_for("site.static", filename=filename, v=static_version(filename))
-
-
-@bp.app_template_global()
-def reading_minutes(post: Post) -> int:
-    return max(1, round(len(post.markdown.split()) / WORDS_PER_MINUTE))
-
-
-@bp.app_template_global()
-def long_date(moment: datetime | None) -> str:
-    return f"{moment.day} {moment:%B %Y}" if moment else ""
-
-
-def current_settings() -> SiteSettings:
-    """The site's title, description and page size as staff saved them, read once a request."""
-    # Kept on the request itself: an app context (and its ``g``) may outlive one request.
-    settings: SiteSettings | None = request.environ.get(SETTINGS_KEY)
-    if settings is None:
-        settings = request.environ[SETTINGS_KEY] = site_settings(db.session)
-    return settings
-
-
-@bp.app_context_processor
-def _site_names() -> dict[str, Any]:
-    # The 500 page must not touch the database: it falls back to the configured names.
-    settings = request.environ.get(SETTINGS_KEY) if has_request_context() else None
-    return {
-        "site_title": settings.title if settings else current_app.config["SITE_TITLE"],
-        "site_description": (
-            settings.description if settings else current_app.config["SITE_DESCRIPTION"]
-        ),
-    }
+init_theme(bp)
 
 
 # Building a page ----------------------------------------------------------------------------
-
-
-def site_feeds() -> list[FeedLink]:
-    return feed_links(SITE_FEEDS, current_settings().title)
 
 
 def _listing_modified(page: queries.Page) -> datetime | None:
@@ -306,7 +225,7 @@ def tag(slug: str, number: int | None = None) -> Response:
 def author(slug: str, number: int | None = None) -> Response:
     number = _page_number(number, "site.author", slug=slug)
     now = utcnow()
-    user = queries.author_by_slug(db.session, slug)
+    user = queries.public_author(db.session, slug, now=utcnow()).user
     page = queries.author_archive(
         db.session,
         user,
