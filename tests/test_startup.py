@@ -50,7 +50,8 @@ def production(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/gone",
         "SITE_URL": "https://blog.example.com",
         "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{port}//",
-        "MAIL_BACKEND": "console",
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
     }
 
 
