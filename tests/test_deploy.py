@@ -188,3 +188,13 @@ def test_app_json_deploys_with_smtp_mail_that_production_accepts(tmp_path: Path)
     }
     settings = load_settings(environ, tmp_path)
     assert settings["MAIL_BACKEND"] == "smtp"
+
+
+def test_gunicorn_reads_request_lines_as_long_as_herokus_router_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from broadsheet.serving import REQUEST_LINE_LIMIT
+
+    settings = _gunicorn_settings(monkeypatch)
+    assert settings["limit_request_line"] == REQUEST_LINE_LIMIT == 8192 - len("\r\n")
+    assert settings["worker_class"] == "broadsheet.serving.Worker"
