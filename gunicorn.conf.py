@@ -32,14 +32,18 @@ _port = _whole_number("PORT", 0, 1, 65535)
 bind = [f"0.0.0.0:{_port}"] if _port else ["127.0.0.1:8000"]
 wsgi_app = "broadsheet:create_app()"
 workers = _whole_number("WEB_CONCURRENCY", 2, 1, 64)
-# A few threads per process keep a slow client from holding a whole worker.
-worker_class = "gthread"
+# A few threads per process keep a slow client from holding a whole worker: gunicorn's
+# thread worker, answering a request line longer than the router allows with a clean 414.
+worker_class = "broadsheet.serving.Worker"
 threads = _whole_number("GUNICORN_THREADS", 4, 1, 32)
 # The platform's router gives up on a request after 30 s, and kills the
 # process 30 s after SIGTERM: finish what is in flight well before that.
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# Request lines up to 8,192 bytes with the CRLF, as Heroku's router allows (gunicorn's default
+# is 4,094: a long query string the router passed would get gunicorn's HTML 400).
+limit_request_line = 8190
 # The router sets X-Forwarded-For and X-Forwarded-Proto, and only it can reach a dyno.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*" if _port else "127.0.0.1")
 # The app logs one line per request itself (JSON in production, with the request id).

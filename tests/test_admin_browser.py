@@ -139,3 +139,59 @@ def test_a_contributor_saves_drafts_but_cannot_publish(
     assert "cannot publish" in refused.text()
     page.goto(f"{live.url}/admin/posts/?status=published")
     expect(page.get_by_text("No posts match.")).to_be_visible()
+
+
+def _watch_console(page: Page) -> list[str]:
+    """Errors the page reports (a script the Content-Security-Policy blocked shows here), and
+    files it could not load (the browser's own guess at /favicon.ico aside)."""
+    problems: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(message.text)
+
+    def response(answer: Any) -> None:
+        if answer.status >= 400 and not answer.url.endswith("/favicon.ico"):
+            problems.append(f"{answer.status} {answer.url}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("response", response)
+    return problems
+
+
+def test_the_editors_scripts_run_under_the_content_security_policy(
+    live: LiveAdmin, browser: Browser, make_user: Any, make_post: Any
+) -> None:
+    make_user(Role.EDITOR, email="eda@example.com", name="Eda Ito", password=PASSWORD)
+    make_post("Tagged", tags=["Flask", "Python"])
+    db.session.remove()
+    page = browser.new_page()
+    problems = _watch_console(page)
+    sign_in(page, live, "eda@example.com")
+    page.get_by_role("link", name="New post").click()
+    # tags.js (a static file, no inline script) offers "what is typed, <tag>" after a comma.
+    page.get_by_label("Tags", exact=True).fill("Python, Fl")
+    options = page.locator("#tag-names option")
+    expect(options).to_have_count(1)
+    assert options.first.get_attribute("value") == "Python, Flask"
+    page.get_by_label("Title", exact=True).fill("Framed preview")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.frame_locator("iframe[name=preview]").locator("h1")).to_have_text("Framed preview")
+    assert problems == []
+
+
+def test_the_api_docs_render_from_the_sites_own_files(live: LiveAdmin, browser: Browser) -> None:
+    page = browser.new_page()
+    problems = _watch_console(page)
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda r: elsewhere.append(r.url) if not r.url.startswith(live.url) else None,
+    )
+    response = page.goto(f"{live.url}/api/docs")
+    assert response is not None
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.get_by_text("/api/v1/posts/", exact=True).first).to_be_visible(timeout=15000)
+    assert problems == []
+    assert elsewhere == []  # Swagger UI comes from the site, not a CDN

@@ -63,6 +63,10 @@ def test_a_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
         ({"MAIL_BACKEND": "carrier-pigeon"}, "MAIL_BACKEND is 'carrier-pigeon'"),
         ({"SITE_URL": "blog.example.com"}, "SITE_URL is 'blog.example.com'"),
         ({"CELERY_BROKER_URL": "kafka://h"}, "CELERY_BROKER_URL uses kafka://"),
+        ({"CELERY_TASK_ALWAYS_EAGER": "nope"}, "CELERY_TASK_ALWAYS_EAGER is 'nope'; use true"),
+        ({"SITEMAP_MAX_URLS": "lots"}, "SITEMAP_MAX_URLS is 'lots', not a whole number"),
+        ({"SITEMAP_MAX_URLS": "60000"}, "SITEMAP_MAX_URLS is 60000; it must be between 1 and"),
+        ({"SITE_TIMEZONE": "Mars/Olympus"}, "SITE_TIMEZONE is 'Mars/Olympus'; use an IANA"),
     ],
 )
 def test_a_bad_or_missing_setting_is_named_in_one_line(
@@ -77,13 +81,61 @@ def test_a_bad_or_missing_setting_is_named_in_one_line(
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"BROADSHEET_ENV": "production", "MAIL_PORT": "x"}, tmp_path)
-    assert len(str(caught.value).splitlines()) == 5
+    # SECRET_KEY, DATABASE_URL, SITE_URL, the broker, MAIL_PORT, and MAIL_SERVER for smtp.
+    assert len(str(caught.value).splitlines()) == 6
 
 
-def test_false_means_false(tmp_path: Path) -> None:
-    settings = load_settings({"MAIL_USE_TLS": "false", "MAIL_USE_SSL": "0"}, tmp_path)
+@pytest.mark.parametrize("word", ["false", "False", "0", "no", "off"])
+def test_false_means_false(tmp_path: Path, word: str) -> None:
+    settings = load_settings(
+        {"MAIL_USE_TLS": word, "MAIL_USE_SSL": word, "CELERY_TASK_ALWAYS_EAGER": word}, tmp_path
+    )
     assert settings["MAIL_USE_TLS"] is False
     assert settings["MAIL_USE_SSL"] is False
+    assert settings["CELERY"]["task_always_eager"] is False
+
+
+def test_true_means_true(tmp_path: Path) -> None:
+    settings = load_settings({"CELERY_TASK_ALWAYS_EAGER": "true"}, tmp_path)
+    assert settings["CELERY"]["task_always_eager"] is True
+
+
+def test_sitemap_size_and_time_zone_are_read(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"SITEMAP_MAX_URLS": "1000", "SITE_TIMEZONE": "Europe/Paris"}, tmp_path
+    )
+    assert settings["SITEMAP_MAX_URLS"] == 1000
+    assert settings["SITE_TIMEZONE"] == "Europe/Paris"
+
+
+PRODUCTION = {
+    "BROADSHEET_ENV": "production",
+    "SECRET_KEY": "k" * 32,
+    "DATABASE_URL": "postgres://u@db.internal/blog",
+    "SITE_URL": "https://blog.example.com",
+    "CELERY_BROKER_URL": "amqp://u:p@rabbit.internal//",
+    "MAIL_SERVER": "smtp.example.com",
+}
+
+
+@pytest.mark.parametrize("backend", ["console", "file"])
+@pytest.mark.parametrize(
+    "environ",
+    [PRODUCTION, {"DATABASE_URL": "postgres://u@db.internal/blog", "SECRET_KEY": "k" * 32}],
+    ids=["BROADSHEET_ENV", "postgres-url"],
+)
+def test_production_refuses_mail_that_writes_links_where_others_read_them(
+    tmp_path: Path, environ: dict[str, str], backend: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**environ, "MAIL_BACKEND": backend}, tmp_path)
+    (line,) = str(caught.value).splitlines()
+    assert line.startswith(f"MAIL_BACKEND is {backend!r}, which writes reset and unsubscribe")
+    assert "needs smtp" in line
+
+
+def test_production_sends_mail_through_smtp_unless_told(tmp_path: Path) -> None:
+    assert load_settings(PRODUCTION, tmp_path)["MAIL_BACKEND"] == "smtp"
 
 
 def test_cloudamqp_url_is_the_broker_when_celery_broker_url_is_unset(tmp_path: Path) -> None:
@@ -112,6 +164,7 @@ def test_a_production_app_starts_with_its_settings(tmp_path: Path) -> None:
             "DATABASE_URL": "postgres://user@db.internal:5432/blog",
             "SITE_URL": "https://blog.example.com/",
             "CELERY_BROKER_URL": "amqp://u:p@rabbit.internal//",
+            "MAIL_SERVER": "smtp.internal",
         }
     )
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")

@@ -16,6 +16,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from broadsheet.config import load_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -169,3 +171,30 @@ def test_app_json_asks_for_postgresql_rabbitmq_a_generated_secret_and_every_proc
     assert app["env"]["BROADSHEET_ENV"]["value"] == "production"
     assert set(app["formation"]) == set(_procfile()) - {"release"}
     assert app["formation"]["beat"]["quantity"] == 1
+
+
+def test_app_json_deploys_with_smtp_mail_that_production_accepts(tmp_path: Path) -> None:
+    """The deploy button's settings, with the values it asks for, pass the production check."""
+    env = json.loads((ROOT / "app.json").read_text())["env"]
+    assert env["MAIL_BACKEND"]["value"] == "smtp"
+    assert env["MAIL_SERVER"]["required"] is True
+    environ = {name: spec["value"] for name, spec in env.items() if "value" in spec}
+    environ |= {name: "given" for name, spec in env.items() if spec.get("required")}
+    environ |= {
+        "SECRET_KEY": "s" * 64,  # the generator's
+        "SITE_URL": "https://blog.example.com",
+        "DATABASE_URL": "postgres://u:p@db.example.com:5432/blog",  # the add-ons'
+        "CLOUDAMQP_URL": "amqps://u:p@rabbit.example.com/vhost",
+    }
+    settings = load_settings(environ, tmp_path)
+    assert settings["MAIL_BACKEND"] == "smtp"
+
+
+def test_gunicorn_reads_request_lines_as_long_as_herokus_router_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from broadsheet.serving import REQUEST_LINE_LIMIT
+
+    settings = _gunicorn_settings(monkeypatch)
+    assert settings["limit_request_line"] == REQUEST_LINE_LIMIT == 8192 - len("\r\n")
+    assert settings["worker_class"] == "broadsheet.serving.Worker"

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, url_for
 
 from broadsheet import create_app
+from broadsheet.logs import mask_tokens
 from tests.conftest import base_config
 
 
@@ -158,3 +159,53 @@ def test_development_logs_readable_lines(
     assert lines[1].endswith(" ms")
     with pytest.raises(json.JSONDecodeError):
         json.loads(lines[1])
+
+
+TOKEN = "eyJzIjo0Mn0.ZabcDE.s3cr3t-Sig_nature"
+
+
+def test_a_token_in_a_path_never_reaches_a_log_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from broadsheet.cli import upgrade_schema
+
+    app = build(tmp_path, BROADSHEET_ENV="production")
+    with app.app_context():
+        upgrade_schema()
+
+    @app.get("/test/tell")
+    def tell() -> str:  # anything else that logs a path is masked too
+        logging.getLogger("broadsheet.test").warning("opened /preferences/%s/", TOKEN)
+        return "told"
+
+    capsys.readouterr()
+    client = app.test_client()
+    assert client.get(f"/unsubscribe/{TOKEN}").status_code < 500
+    client.get("/test/tell")
+    err = capsys.readouterr().err
+    assert TOKEN not in err
+    assert "s3cr3t" not in err
+    paths = [e["path"] for e in json_lines(err) if e["logger"] == "broadsheet.request"]
+    assert paths == ["/unsubscribe/***", "/test/tell"]
+    assert "opened /preferences/***/" in err
+
+
+def test_every_route_with_a_token_in_its_path_is_masked(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    routes = [rule for rule in app.url_map.iter_rules() if "token" in rule.arguments]
+    assert len(routes) >= 4  # confirm, unsubscribe, preferences, password reset
+    with app.test_request_context():
+        for rule in routes:
+            path = url_for(rule.endpoint, token=TOKEN)
+            assert TOKEN not in mask_tokens(f"GET {path} 200"), rule.rule
+
+
+def test_the_readable_format_masks_tokens_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = build(tmp_path)
+    capsys.readouterr()
+    app.test_client().get(f"/admin/password-reset/{TOKEN}")
+    err = capsys.readouterr().err
+    assert "/admin/password-reset/***" in err
+    assert TOKEN not in err

@@ -6,6 +6,10 @@ transport on a SQLite file, no server) and RabbitMQ; and on both databases.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -105,3 +109,41 @@ def test_a_worker_started_later_does_the_work_queued_while_it_was_away(
         assert wait_until(published, timeout=30), worker.output
         assert "publish_due_posts" in worker.output
     assert _waiting(queue_app.extensions["celery"], queue_name) == 0
+
+
+GLOBALS_SCRIPT = """
+import json, sys
+from celery import current_app
+from kombu import transport
+
+seen = {"after_import": transport.TRANSPORT_ALIASES["sqla"]}
+import broadsheet.queue
+seen["after_queue_import"] = transport.TRANSPORT_ALIASES["sqla"]
+if sys.argv[1] == "app":
+    from broadsheet import create_app
+    app = create_app({"INSTANCE_PATH": sys.argv[2], "SECRET_KEY": "k" * 32})
+    seen["app_is_default"] = current_app._get_current_object() is app.extensions["celery"]
+else:
+    import broadsheet.worker
+    seen["app_is_default"] = current_app._get_current_object() is broadsheet.worker.celery
+seen["after_app"] = transport.TRANSPORT_ALIASES["sqla"]
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("how", ["app", "worker"])
+def test_only_building_an_app_touches_kombu_and_only_the_worker_sets_celerys_default(
+    tmp_path: Path, how: str
+) -> None:
+    """Importing changes nothing; create_app points the embedded aliases at our transport; only
+    the worker's entry point makes its Celery app the process default."""
+    env = {**os.environ, "BROADSHEET_INSTANCE": str(tmp_path / "instance")}
+    run = subprocess.run(
+        [sys.executable, "-c", GLOBALS_SCRIPT, how, str(tmp_path / "instance")],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["after_queue_import"] == seen["after_import"]  # kombu's own
+    assert seen["after_app"] == "broadsheet.queue:EmbeddedTransport"
+    assert seen["app_is_default"] is (how == "worker")

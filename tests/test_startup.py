@@ -50,7 +50,8 @@ def production(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/gone",
         "SITE_URL": "https://blog.example.com",
         "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{port}//",
-        "MAIL_BACKEND": "console",
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
     }
 
 
@@ -185,6 +186,63 @@ def test_gunicorn_serves_logs_one_json_line_per_request_and_stops_on_sigterm(
     entry = json.loads(line)
     assert entry["request_id"] == "from-the-router"
     assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/healthz", 200)
+
+
+def raw_get(port: int, target: str) -> tuple[int, str, bytes]:
+    """GET ``target`` over a plain socket (urllib would refuse nothing, but hides the raw line)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    content_type = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in header_lines
+            if line.lower().startswith("content-type:")
+        ),
+        "",
+    )
+    return int(status_line.split()[1]), content_type, body
+
+
+def test_gunicorn_takes_request_lines_as_long_as_the_router_allows_and_refuses_longer_cleanly(
+    tmp_path: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    database = tmp_path / "site.db"
+    sqlite3.connect(database).close()
+    settings = {
+        **production(tmp_path),
+        "DATABASE_URL": f"sqlite:///{database}",
+        "CELERY_BROKER_URL": "memory://",
+        "WEB_CONCURRENCY": "1",
+    }
+    port = closed_port()
+    process, log = gunicorn(tmp_path, environment(tmp_path, **settings), port, started)
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            get(f"http://127.0.0.1:{port}/healthz")
+            break
+        except OSError:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    # Heroku's router passes request lines of up to 8,192 bytes, CRLF included.
+    fixed = len("GET /healthz?q= HTTP/1.1\r\n")
+    longest = f"/healthz?q={'x' * (8192 - fixed)}"
+    status, _, _ = raw_get(port, longest)
+    assert status == 200
+    status, content_type, body = raw_get(port, longest + "x")
+    assert status == 414
+    assert content_type == "application/problem+json"
+    assert json.loads(body)["status"] == 414
+    assert b"xxxx" not in body
+    assert process.poll() is None
 
 
 def procfile_command(name: str) -> str:

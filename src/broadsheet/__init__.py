@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from broadsheet import page_cache
+from broadsheet import headers, page_cache
 from broadsheet.config import ConfigError, default_instance_path, load_settings
 from broadsheet.extensions import csrf, db, limiter, login_manager, mail, migrate
 from broadsheet.guards import limit_api_bodies, refuse_nul_bytes
@@ -39,8 +39,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(app)
     page_cache.init_app(app)  # inside ProxyFix: it must see the request as the app does
     if app.config["PROXY_HOPS"]:
+        # The client's address and scheme only: X-Forwarded-Host is whatever the client sent,
+        # so absolute URLs are built from SITE_URL (urls.absolute_url), never from the request.
         hops = app.config["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    headers.init_app(app)  # outermost: pages the cache answers carry the headers too
     app.before_request(limit_api_bodies)
     app.before_request(refuse_nul_bytes)
 

@@ -15,12 +15,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 MAIL_BACKENDS = ("smtp", "console", "file", "memory")
+UNSAFE_MAIL_BACKENDS = ("console", "file")  # refused in production
 BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "memory", "sqla", "sqlalchemy")
+SITEMAP_LIMIT = 50_000  # URLs in one sitemap file, by sitemaps.org
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -99,6 +102,13 @@ def trusted_hosts(site_url: str) -> list[str]:
     on the machine itself; such a name can only reach it from there).  Any other gets 400."""
     name = urlsplit(site_url).hostname or ""
     return list(dict.fromkeys([name, *LOOPBACK_HOSTS]))
+
+
+def _timezone(value: str) -> str:
+    # The same list the admin's settings form accepts.
+    if value.strip() not in available_timezones():
+        raise ValueError(f"is {value!r}; use an IANA time zone such as Europe/Paris or UTC")
+    return value.strip()
 
 
 def _page_cache_url(value: str) -> str:
@@ -196,6 +206,12 @@ def load_settings(
         "SITE_DESCRIPTION", str, "Notes on software, written slowly."
     )
     settings["POSTS_PER_PAGE"] = read("POSTS_PER_PAGE", lambda v: _integer(v, 1, 100), 10)
+    # The time zone of a site whose settings staff have not saved yet.
+    settings["SITE_TIMEZONE"] = read("SITE_TIMEZONE", _timezone, "UTC")
+    # URLs per sitemap file: sitemaps.org allows 50,000; a site may ask for smaller files.
+    settings["SITEMAP_MAX_URLS"] = read(
+        "SITEMAP_MAX_URLS", lambda v: _integer(v, 1, SITEMAP_LIMIT), SITEMAP_LIMIT
+    )
 
     # The newsletter: recipients per task, the retry schedule for temporary SMTP errors, how
     # long a claim or an idle send may last before the sweeper takes its work back.
@@ -236,13 +252,21 @@ def load_settings(
         broker,
         queue=str(source.get("BROADSHEET_QUEUE") or "broadsheet"),
         beat_file=str(instance / "celerybeat-schedule"),
-        eager=bool(source.get("CELERY_TASK_ALWAYS_EAGER", False)),
+        eager=read("CELERY_TASK_ALWAYS_EAGER", _boolean, False),
         sweep_seconds=float(sweep_seconds),
     )
 
-    backend = read("MAIL_BACKEND", str, "file")
+    # Console and file mail would put every reset, confirm and unsubscribe link in the logs
+    # or on a dyno's disk: production sends through SMTP.
+    backend = read("MAIL_BACKEND", str, "smtp" if production else "file")
     if backend not in MAIL_BACKENDS:
         errors.append(f"MAIL_BACKEND is {backend!r}; use one of {', '.join(MAIL_BACKENDS)}")
+    elif production and backend in UNSAFE_MAIL_BACKENDS:
+        errors.append(
+            f"MAIL_BACKEND is {backend!r}, which writes reset and unsubscribe links where "
+            "others read them; production (BROADSHEET_ENV=production or a PostgreSQL "
+            "DATABASE_URL) needs smtp"
+        )
     # Flask-Mailman calls the in-memory backend "locmem".
     settings["MAIL_BACKEND"] = "locmem" if backend == "memory" else backend
     settings["MAIL_FILE_PATH"] = str(source.get("MAIL_FILE_PATH") or instance / "mail")

@@ -32,7 +32,19 @@ REQUEST_FIELDS = ("method", "path", "status", "duration_ms")
 # The development server logs each request too; ours already says it.
 DEV_SERVER_ACCESS_LINE = re.compile(r'"[A-Z]+ \S* HTTP/[\d.]+" \d{3}')
 
+# Paths whose next segment is a secret token (each route with a <token> in its path).
+TOKEN_PATHS = ("/subscribe/confirm/", "/unsubscribe/", "/preferences/", "/admin/password-reset/")
+TOKEN_SEGMENT = re.compile(
+    "(" + "|".join(re.escape(prefix) for prefix in TOKEN_PATHS) + r")[^/?#\s\"'<>]+"
+)
+MASK = "***"
+
 log = logging.getLogger(REQUEST_LOGGER)
+
+
+def mask_tokens(text: str) -> str:
+    """``text`` with every token path segment replaced by ``***``."""
+    return TOKEN_SEGMENT.sub(rf"\g<1>{MASK}", text)
 
 
 class _StderrHandler(logging.StreamHandler[TextIO]):
@@ -52,6 +64,9 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
     @stream.setter
     def stream(self, _value: TextIO) -> None:
         pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_tokens(super().format(record))
 
 
 class RequestContext(logging.Filter):

@@ -4,7 +4,9 @@
 database never gets a healthy web process restarted.  ``/readyz`` says
 whether this process can do its work: the database and the broker are each
 asked once, on a connection of their own with a short timeout, side by side,
-and the answer names whichever did not reply.  Neither is ever cached.
+and the answer names whichever did not reply.  Why it did not (an address, a
+file path, a server's message) goes to the log only: the answer is public.
+Neither is ever cached.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2  # seconds one service may take to answer (psycopg's least is 2)
 READY_DEADLINE = 3.0  # seconds the whole check may take, whatever hangs
 OK = "ok"
+FAILED = "error"  # all /readyz says of a service that failed; the log says why
 
 
 @bp.get("/healthz")
@@ -49,7 +52,8 @@ def readyz() -> Response:
     failed = {name: result for name, result in results.items() if result != OK}
     if failed:
         log.warning("not ready: %s", "; ".join(f"{k} {v}" for k, v in failed.items()))
-    return _no_store(jsonify(results), 503 if failed else 200)
+    answer = {name: OK if result == OK else FAILED for name, result in results.items()}
+    return _no_store(jsonify(answer), 503 if failed else 200)
 
 
 def run_checks(checks: dict[str, Callable[[], None]], *, deadline: float) -> dict[str, str]:

@@ -4,10 +4,20 @@ Tasks run inside an app context and drop their database session when they
 finish.  Work is handed to the broker only after the transaction that
 created it commits (``enqueue_after_commit``); a rollback discards it.
 
-The embedded broker is kombu's SQLAlchemy transport on a SQLite file.  Its
-transport polls once a second and cannot be told otherwise through
-``broker_transport_options`` (those go to ``create_engine``), so the
-``sqla`` alias is pointed at a subclass that polls more often.
+Building an app changes nothing process-wide but, explicitly and once, where
+kombu finds the embedded broker (``use_embedded_transport``): kombu's
+SQLAlchemy transport on a SQLite file polls once a second and cannot be told
+otherwise through ``broker_transport_options`` (those go to
+``create_engine``), so its ``sqla``/``sqlalchemy`` aliases are pointed at a
+subclass that polls more often.  It cannot be named in each app's Celery
+config instead: kombu takes the transport from the URL's ``sqla+`` prefix
+over the ``broker_transport`` setting, and Celery takes the URL from the
+``CELERY_BROKER_URL`` environment variable over its config.
+
+The Celery app is not made the process's current or default one: the door
+holds it (``app.extensions["celery"]``), tasks reach their own app through
+``self``, and the worker's entry point (``broadsheet.worker``) alone makes
+its app the process default, the one Celery's shared tasks resolve to.
 """
 
 from __future__ import annotations
@@ -31,15 +41,26 @@ PENDING_KEY = "broadsheet.pending_tasks"
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
+EMBEDDED_ALIASES = ("sqla", "sqlalchemy")  # sqla+sqlite:///… and sqlalchemy+sqlite:///…
+
+
 class EmbeddedTransport(kombu_sqla.Transport):
     polling_interval = 0.1
 
 
-kombu_transport.TRANSPORT_ALIASES["sqla"] = f"{__name__}:EmbeddedTransport"
-kombu_transport.TRANSPORT_ALIASES["sqlalchemy"] = f"{__name__}:EmbeddedTransport"
+def use_embedded_transport() -> None:
+    """Make kombu's ``sqla+`` and ``sqlalchemy+`` URLs use ``EmbeddedTransport`` in this process.
+
+    The one change Broadsheet makes to a library's global state; called by
+    ``celery_init_app``, idempotent.  Connections already open keep theirs.
+    """
+    for alias in EMBEDDED_ALIASES:
+        kombu_transport.TRANSPORT_ALIASES[alias] = f"{__name__}:{EmbeddedTransport.__name__}"
 
 
 def celery_init_app(app: Flask) -> Celery[Any]:
+    """The Celery app for ``app``, kept in ``app.extensions["celery"]``; tasks run in ``app``."""
+
     class FlaskTask(Task):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
@@ -48,9 +69,10 @@ def celery_init_app(app: Flask) -> Celery[Any]:
                 finally:
                     db.session.remove()
 
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    use_embedded_transport()
+    # Not the process's current app: several apps live in one process (tests, the CLI).
+    celery_app = Celery(app.name, task_cls=FlaskTask, set_as_current=False)
     celery_app.config_from_object(app.config["CELERY"])
-    celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
 

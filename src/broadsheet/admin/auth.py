@@ -55,7 +55,7 @@ def staff_only() -> ResponseReturnValue | None:
 @bp.after_request
 def private(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
-    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    # Framing: DENY, like every page (headers.py); the preview allows its own site.
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -23,6 +23,7 @@ from broadsheet.content.staff_queries import staff_post, staff_posts
 from broadsheet.content.tags import tag_names
 from broadsheet.errors import Conflict, DomainError, Forbidden, Invalid
 from broadsheet.extensions import db, utcnow
+from broadsheet.headers import framed_by_self
 from broadsheet.newsletter import sending
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.newsletter.services import subscriber_counts
@@ -204,7 +205,8 @@ def preview() -> ResponseReturnValue:
     """The post as readers would see it, rendered by the server from the unsaved form."""
     form = PostForm()
     rendered = render_markdown(form.markdown.data or "")
-    return page("preview.html", title=form.title.data or "Untitled", html=rendered.html)
+    shown = page("preview.html", title=form.title.data or "Untitled", html=rendered.html)
+    return framed_by_self(make_response(shown))  # the editor shows it in a frame
 
 
 @bp.get("/posts/<int:post_id>/revisions/")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from flask import Response, current_app, json, request
@@ -20,6 +20,7 @@ from broadsheet.extensions import csrf, db, limiter, utcnow
 from broadsheet.http_caching import cacheable
 from broadsheet.newsletter import services as newsletter
 from broadsheet.page_cache import cache_pages
+from broadsheet.urls import absolute_url
 
 blp = Blueprint(
     "content_api",
@@ -68,7 +69,9 @@ def _link(**changes: Any) -> str:
         query.pop(key, None)
         if value is not None:
             query[key] = [str(value)]
-    return f'<{request.base_url}?{urlencode(query, doseq=True)}>; rel="next"'
+    # From SITE_URL, never from the request's Host: a stored page goes to every reader.
+    url = absolute_url(cast(str, request.endpoint), **(request.view_args or {}))
+    return f'<{url}?{urlencode(query, doseq=True)}>; rel="next"'
 
 
 def _pagination(

@@ -45,7 +45,7 @@ def send_batch(self: Task[Any, Any], send_id: int, first_id: int, last_id: int) 
     )
     if result.retry_at and not result.stopped:
         countdown = max(0.0, (min(result.retry_at) - utcnow()).total_seconds())
-        send_batch.apply_async((send_id, first_id, last_id), countdown=countdown)
+        self.apply_async((send_id, first_id, last_id), countdown=countdown)  # on its own app
     if result.stopped:
         log.warning("send %s, rows %s-%s: %s", send_id, first_id, last_id, result.stopped)
     log.info(
