@@ -1,7 +1,8 @@
 """Staff pages for the newsletter under /admin/: subscribers, CSV in and out, send progress.
 
-They hang on the admin blueprint, so its sign-in check and private caching
-apply; each view calls one service and commits once.
+They hang on the admin blueprint (``admin/__init__`` lists this module with
+the others), so its sign-in check and private caching apply; each view calls
+one service and commits once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
 def _page(template: str, **context: Any) -> ResponseReturnValue:
-    return render_template(f"newsletter/staff/{template}", **context)
+    return render_template(f"admin/newsletter/{template}", **context)
 
 
 @bp.get("/subscribers/")

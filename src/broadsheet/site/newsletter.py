@@ -1,4 +1,4 @@
-"""The reader's doors to the newsletter: subscribe, confirm, unsubscribe, preferences.
+"""The newsletter's reader pages: subscribe, confirm, unsubscribe, preferences.
 
 Links in emails open a page with a button; only the button's POST changes
 anything, so a mail scanner that fetches every link confirms and cancels
@@ -21,9 +21,10 @@ from broadsheet.extensions import csrf, db, limiter, utcnow
 from broadsheet.newsletter import services
 from broadsheet.newsletter.tokens import Purpose
 from broadsheet.settings.services import site_settings
-from broadsheet.site.views import Head
+from broadsheet.site.head import Head
 
-bp = Blueprint("newsletter", __name__, template_folder="templates")
+# Its templates live with the site's (site/templates/newsletter/); create_app registers it.
+bp = Blueprint("newsletter", __name__)
 csrf.exempt(bp)
 
 # The form has a field people never see; a bot that fills it in is thanked and ignored.
