@@ -16,8 +16,8 @@ from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post, PostRevision, PostStatus
 from broadsheet.content.services import load_post
-from broadsheet.content.tasks import publish_due_posts
 from broadsheet.extensions import db
+from broadsheet.newsletter.tasks import publish_due_posts
 from broadsheet.settings.services import update_site_settings
 from tests.conftest import NOW
 from tests.staff import PASSWORD, csrf_token, post_form, separate_client, sign_in

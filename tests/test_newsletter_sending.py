@@ -20,7 +20,7 @@ from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.services import publish_due_posts as publish_only_due_posts
 from broadsheet.extensions import db
-from broadsheet.newsletter import delivery, sending
+from broadsheet.newsletter import delivery, sending, sweeper
 from broadsheet.newsletter.mailers import SmtpMailer
 from broadsheet.newsletter.models import (
     Delivery,
@@ -385,9 +385,9 @@ def test_the_sweeper_takes_back_a_claim_whose_worker_died_and_queues_it_again(
     db.session.commit()
     assert len(ids) == 3
     lease = app.config["NEWSLETTER_LEASE_SECONDS"]
-    early = delivery.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease - 1))
+    early = sweeper.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease - 1))
     assert early.reclaimed == 0
-    late = delivery.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease + 1))
+    late = sweeper.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease + 1))
     db.session.commit()
     assert late.reclaimed == 3
     assert late.dispatched == {send.id: 1}

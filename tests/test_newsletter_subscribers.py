@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.errors import Invalid
 from broadsheet.extensions import db
-from broadsheet.newsletter import services
+from broadsheet.newsletter import roster, services
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
 from broadsheet.newsletter.tokens import Purpose, make_token
 from tests.conftest import NOW
@@ -183,7 +183,7 @@ cat@example.com,unsubscribed,,old list
 def test_staff_import_a_csv_and_only_unconfirmed_addresses_get_a_confirmation(
     eager_app: Flask,
 ) -> None:
-    report = services.import_subscribers(db.session, actor=OPERATOR, text=IMPORT, now=NOW)
+    report = roster.import_subscribers(db.session, actor=OPERATOR, text=IMPORT, now=NOW)
     db.session.commit()
     assert (report.created, report.confirmations) == (3, 1)
     assert [m.to for m in outbox(eager_app)] == [["bob@example.com"]]
@@ -206,7 +206,7 @@ def test_staff_import_a_csv_and_only_unconfirmed_addresses_get_a_confirmation(
 )
 def test_an_import_with_a_bad_row_writes_nothing(eager_app: Flask, text: str, problem: str) -> None:
     with pytest.raises(Invalid) as raised:
-        services.import_subscribers(db.session, actor=OPERATOR, text=text, now=NOW)
+        roster.import_subscribers(db.session, actor=OPERATOR, text=text, now=NOW)
     fields = raised.value.fields
     assert problem in " ".join([*fields, *fields.values()])
     db.session.rollback()
@@ -218,7 +218,7 @@ def test_export_keeps_tags_and_status_and_imports_back_the_same(eager_app: Flask
     make_subscriber("ann@example.com", tags=["Python", "Flask"])
     make_subscriber("bob@example.com", status=SubscriberStatus.PENDING)
     make_subscriber("cat@example.com", status=SubscriberStatus.UNSUBSCRIBED)
-    exported = "".join(services.export_subscribers(db.session, actor=OPERATOR))
+    exported = "".join(roster.export_subscribers(db.session, actor=OPERATOR))
     assert exported.splitlines()[0] == "email,status,tags,consent,created_at,confirmed_at"
     before = {
         s.email: (s.status, sorted(t.name for t in s.tags))
@@ -226,7 +226,7 @@ def test_export_keeps_tags_and_status_and_imports_back_the_same(eager_app: Flask
     }
     db.session.execute(Subscriber.__table__.delete())
     db.session.commit()
-    services.import_subscribers(db.session, actor=OPERATOR, text=exported, now=NOW)
+    roster.import_subscribers(db.session, actor=OPERATOR, text=exported, now=NOW)
     db.session.commit()
     after = {
         s.email: (s.status, sorted(t.name for t in s.tags))

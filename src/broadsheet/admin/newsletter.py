@@ -27,7 +27,7 @@ from broadsheet.admin.door import actor
 from broadsheet.admin.forms import ButtonForm
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import db, utcnow
-from broadsheet.newsletter import sending, services
+from broadsheet.newsletter import roster, sending
 from broadsheet.newsletter.models import Send, SubscriberStatus
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -43,7 +43,7 @@ def subscribers() -> ResponseReturnValue:
     status = args.get("status") or None
     if status is not None and status not in SubscriberStatus.__members__.values():
         abort(400)
-    listing = services.list_subscribers(
+    listing = roster.list_subscribers(
         db.session,
         actor=actor(),
         search=args.get("q", ""),
@@ -53,7 +53,7 @@ def subscribers() -> ResponseReturnValue:
     return _page(
         "subscribers.html",
         listing=listing,
-        counts=services.subscriber_counts(db.session),
+        counts=roster.subscriber_counts(db.session),
         statuses=list(SubscriberStatus),
         filters={k: v for k, v in args.items() if k != "page"},
         button=ButtonForm(),
@@ -62,7 +62,7 @@ def subscribers() -> ResponseReturnValue:
 
 @bp.get("/subscribers/export.csv")
 def export_subscribers() -> ResponseReturnValue:
-    lines = services.export_subscribers(db.session, actor=actor())
+    lines = roster.export_subscribers(db.session, actor=actor())
     return Response(
         stream_with_context(lines),
         mimetype="text/csv",
@@ -84,7 +84,7 @@ def import_subscribers() -> ResponseReturnValue:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise Invalid({"file": "is not UTF-8 text"}) from None
-        report = services.import_subscribers(db.session, actor=actor(), text=text, now=utcnow())
+        report = roster.import_subscribers(db.session, actor=actor(), text=text, now=utcnow())
         db.session.commit()
     except DomainError as error:
         db.session.rollback()

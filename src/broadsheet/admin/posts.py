@@ -25,7 +25,7 @@ from broadsheet.errors import Conflict, DomainError, Forbidden, Invalid
 from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import sending
 from broadsheet.newsletter.models import SubscriberStatus
-from broadsheet.newsletter.services import subscriber_counts
+from broadsheet.newsletter.roster import subscriber_counts
 from broadsheet.settings.services import SiteSettings, site_settings
 
 PER_PAGE = 25

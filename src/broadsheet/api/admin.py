@@ -22,8 +22,7 @@ from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.queries import author_by_slug, public_tag
 from broadsheet.errors import Conflict, DomainError, NotFound
 from broadsheet.extensions import csrf, db, utcnow
-from broadsheet.newsletter import sending
-from broadsheet.newsletter import services as newsletter
+from broadsheet.newsletter import roster, sending
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.problems import problem
 
@@ -319,7 +318,7 @@ def cancel_send(post_id: int) -> Response:
 @blp.doc(security=SECURITY)
 def list_subscribers(search: str, limit: int, page: int, status: str | None = None) -> Response:
     """Subscribers newest first, by address fragment and status, with their tags."""
-    found = newsletter.list_subscribers(
+    found = roster.list_subscribers(
         db.session, actor=g.api_actor, search=search, number=page, per_page=limit,
         status=SubscriberStatus(status) if status else None,
     )  # fmt: skip
