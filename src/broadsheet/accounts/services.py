@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from datetime import datetime
 
@@ -14,26 +13,22 @@ from sqlalchemy import func, select
 
 from broadsheet.accounts.models import ApiToken, Role, User
 from broadsheet.accounts.permissions import OPERATOR, Action, Actor, can_give_role, require
+from broadsheet.addresses import is_email_address, normalise_email
 from broadsheet.errors import Conflict, Forbidden, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.queue import enqueue_after_commit
 from broadsheet.slugs import make_slug, unique_slug
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "bs_"  # noqa: S105 (a prefix, not a secret)
 _hasher = PasswordHasher()
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def check_email(email: str) -> str | None:
     """Return why ``email`` is not a usable address, or None."""
     if not email:
         return "is required"
-    if len(email) > 254 or not EMAIL_PATTERN.match(email):
+    if not is_email_address(email):
         return "is not an email address"
     return None
 

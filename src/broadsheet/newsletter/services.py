@@ -10,7 +10,6 @@ a new one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from broadsheet import addresses
 from broadsheet.content.models import PostTag, Tag
 from broadsheet.content.queries import Remember, compute
 from broadsheet.errors import Invalid, NotFound
@@ -25,10 +25,6 @@ from broadsheet.extensions import DbSession
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus, SubscriberTag
 from broadsheet.newsletter.tokens import Purpose, matches, read_token
 from broadsheet.queue import enqueue_after_commit
-
-MAX_EMAIL = 254
-# Deliberately loose: one @, something before it, a dotted domain after it, no spaces.
-_email_shape = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 # How often one address may ask to subscribe, through any door (the site or the API).
 SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
@@ -39,10 +35,10 @@ OFFERED_TAGS = 30
 
 def normalise_email(raw: str) -> str:
     """The address as stored: trimmed and lower-cased.  Raises Invalid when it is not one."""
-    email = raw.strip().lower()
+    email = addresses.normalise_email(raw)
     if not email:
         raise Invalid({"email": "enter your email address"})
-    if len(email) > MAX_EMAIL or not _email_shape.match(email):
+    if not addresses.is_email_address(email):
         raise Invalid({"email": f"{raw.strip()[:60]!r} does not look like an email address"})
     return email
 
