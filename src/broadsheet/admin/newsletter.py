@@ -21,14 +21,13 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from broadsheet.accounts.permissions import Action, require
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor
 from broadsheet.admin.forms import ButtonForm
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import roster, sending
-from broadsheet.newsletter.models import Send, SubscriberStatus
+from broadsheet.newsletter.models import SubscriberStatus
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
@@ -105,26 +104,18 @@ def import_subscribers() -> ResponseReturnValue:
 
 @bp.get("/sends/")
 def sends() -> ResponseReturnValue:
-    require(actor(), Action.VIEW_ADMIN)
-    return _page("sends.html", sends=sending.recent_sends(db.session))
-
-
-def _send(send_id: int) -> Send:
-    send = db.session.get(Send, send_id)
-    if send is None:
-        abort(404)
-    return send
+    return _page("sends.html", sends=sending.recent_sends(db.session, actor=actor()))
 
 
 @bp.get("/sends/<int:send_id>/")
 def send(send_id: int) -> ResponseReturnValue:
-    progress = sending.send_progress(db.session, _send(send_id))
+    progress = sending.send_progress(db.session, send_id, actor=actor())
     return _page("send.html", progress=progress, button=ButtonForm())
 
 
 @bp.get("/sends/<int:send_id>/progress")
 def send_progress(send_id: int) -> ResponseReturnValue:
-    progress = sending.send_progress(db.session, _send(send_id))
+    progress = sending.send_progress(db.session, send_id, actor=actor())
     return {
         "status": progress.status.value,
         "recipients": progress.recipients,

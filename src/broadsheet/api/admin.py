@@ -284,10 +284,8 @@ def merge_tag(options: dict[str, Any], tag_id: int) -> Response:
 
 
 def _progress(post_id: int) -> dict[str, Any]:
-    send = sending.send_for_post(db.session, post_id)
-    if send is None:
-        raise NotFound("this post has not been emailed")
-    return {"send": schemas.ProgressSchema().dump(sending.send_progress(db.session, send))}
+    progress = sending.post_send_progress(db.session, post_id, actor=g.api_actor)
+    return {"send": schemas.ProgressSchema().dump(progress)}
 
 
 @blp.get("/posts/<int(max=2147483647):post_id>/send/")
@@ -295,7 +293,6 @@ def _progress(post_id: int) -> dict[str, Any]:
 @blp.doc(security=SECURITY)
 def send_progress(post_id: int) -> Response:
     """How far the post's newsletter has got: recipients, sent, failed, remaining."""
-    _load(post_id)
     return _json_response(_progress(post_id))
 
 
