@@ -127,3 +127,16 @@ def test_the_admin_and_the_api_agree_on_who_sees_a_sends_progress(
     assert listed is sees
     if sees:
         assert api.json["send"]["recipients"] == numbers.json["recipients"] == 1
+
+
+@pytest.mark.parametrize("role", [Role.CONTRIBUTOR, Role.EDITOR])
+def test_staff_who_may_not_export_get_a_clean_refusal_not_a_broken_file(
+    app: Flask, make_user: Any, role: Role
+) -> None:
+    make_subscriber("ann@example.com")
+    client = _admin_client(app, make_user, role)
+    response = client.get("/admin/subscribers/export.csv")
+    assert response.status_code == 403
+    assert response.mimetype == "text/html"
+    assert "cannot manage subscribers" in response.text
+    assert "ann@example.com" not in response.text

