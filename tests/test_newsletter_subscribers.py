@@ -266,3 +266,42 @@ def test_export_cells_cannot_run_as_formulas_and_still_import_back(eager_app: Fl
     after = {s.email: s.consent for s in db.session.scalars(select(Subscriber))}
     # Every value comes back as it was, but for the tab the import trims as it always did.
     assert after == {**before, "cat@example.com": "Tabbed -2"}
+
+
+def _subscribe_by_either_door(client: Any, n: int, email: str, ip: str) -> tuple[int, str]:
+    environ = {"REMOTE_ADDR": ip}
+    if n % 2:
+        api = client.post("/api/v1/subscribers/", json={"email": email}, environ_base=environ)
+        return api.status_code, api.text
+    site = client.post("/subscribe/", data={"email": email}, environ_base=environ)
+    return site.status_code, site.text
+
+
+@pytest.mark.parametrize("known", [False, True])
+def test_one_address_gets_at_most_three_subscribe_emails_a_day_whatever_door_or_ip(
+    eager_app: Flask, known: bool
+) -> None:
+    if known:
+        make_subscriber("target@example.com")
+    client = eager_app.test_client()
+    answers = [
+        _subscribe_by_either_door(client, n, "Target@Example.com", f"10.1.{n}.{int(known)}")
+        for n in range(5)
+    ]
+    mailed = [m for m in outbox(eager_app) if m.to == ["target@example.com"]]
+    assert len(mailed) == 3
+    # The reader sees the same friendly answer each time, at each door.
+    assert {answers[0], answers[2], answers[4]} == {answers[0]}
+    assert {answers[1], answers[3]} == {answers[1]}
+    assert answers[0][0] == 200
+    assert "Check your inbox" in answers[0][1]
+    assert answers[1][0] == 202
+
+
+def test_the_site_form_and_the_api_share_one_rate_limit_per_ip(eager_app: Flask) -> None:
+    client = eager_app.test_client()
+    answers = [
+        _subscribe_by_either_door(client, n, f"r{n}@example.com", "10.2.0.1")[0] for n in range(6)
+    ]
+    assert answers[:5] == [200, 202, 200, 202, 200]
+    assert answers[5] == 429

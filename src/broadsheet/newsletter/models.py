@@ -155,3 +155,18 @@ class Delivery(Model):
 
     def __repr__(self) -> str:
         return f"<Delivery {self.id} send={self.send_id} {self.status}>"
+
+
+class SubscriberNotice(Model):
+    """One confirmation or "already subscribed" email asked for through a subscribe door.
+
+    Counted per address over a day, whatever the door or the IP, so that nobody can fill an
+    inbox through the subscribe form; rows older than a day are removed as new ones come.
+    """
+
+    __tablename__ = "subscriber_notices"
+    __table_args__ = (Index("ix_subscriber_notices_recent", "subscriber_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    sent_at: Mapped[datetime]

@@ -12,22 +12,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
 from broadsheet import addresses
 from broadsheet.content.models import PostTag, Tag
 from broadsheet.content.queries import Remember, compute
 from broadsheet.errors import Invalid, NotFound
-from broadsheet.extensions import DbSession
-from broadsheet.newsletter.models import Subscriber, SubscriberStatus, SubscriberTag
+from broadsheet.extensions import DbSession, limiter
+from broadsheet.newsletter.models import (
+    Subscriber,
+    SubscriberNotice,
+    SubscriberStatus,
+    SubscriberTag,
+)
 from broadsheet.newsletter.tokens import Purpose, matches, read_token
 from broadsheet.queue import enqueue_after_commit
 
-# How often one address may ask to subscribe, through any door (the site or the API).
+# How often one IP may ask to subscribe, through any door: one limit the site form and the API
+# share.  It guards the server; the inbox is guarded by the per-address cooldown below, which
+# lives in the database and so holds across processes and doors, whatever the limiter's store.
 SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
+subscribe_rate_limit = limiter.shared_limit(SUBSCRIBE_LIMIT, scope="newsletter-subscribe")
+# At most this many confirmation or "already subscribed" emails to one address per window.
+NOTICES_PER_ADDRESS = 3
+NOTICE_WINDOW = timedelta(hours=24)
 
 # How many tags the forms offer: a big site has too many for a page of checkboxes.
 OFFERED_TAGS = 30
@@ -150,17 +161,22 @@ def subscribe(
     A new or unsubscribed address becomes pending and gets a confirmation
     email; a pending one gets it again with the tags now chosen; a confirmed
     one gets a note with a link to its preferences, and its tags stay as
-    they are until the reader changes them there.  Whatever the case, the
-    caller learns nothing it can show.  Raises Invalid for a bad address or
+    they are until the reader changes them there.  At most
+    ``NOTICES_PER_ADDRESS`` of those emails go to one address in
+    ``NOTICE_WINDOW``, whatever the door; past that the request changes the
+    state as usual and mails nothing.  Whatever the case, the caller learns
+    nothing it can show.  Raises Invalid for a bad address or
     an unknown tag.
     """
 
     address = normalise_email(email)
     chosen = _chosen_tags(session, tags)
+    # Locked (on PostgreSQL) so that two requests at once count the cooldown one after another.
     subscriber = session.scalar(
         select(Subscriber)
         .where(Subscriber.email == address)
         .options(selectinload(Subscriber.tag_links))
+        .with_for_update(of=Subscriber)
     )
     if subscriber is None:
         subscriber = Subscriber(email=address, created_at=now, source="site", consent="")
@@ -173,8 +189,26 @@ def subscribe(
         subscriber.consent = f"asked on the site at {now:%Y-%m-%d %H:%M} UTC"
         _set_tags(subscriber, chosen)
     session.flush()
-    enqueue_after_commit(session, "broadsheet.send_subscriber_email", subscriber.id, kind)
+    if _may_notify(session, subscriber.id, now=now):
+        enqueue_after_commit(session, "broadsheet.send_subscriber_email", subscriber.id, kind)
     return subscriber
+
+
+def _may_notify(session: DbSession, subscriber_id: int, *, now: datetime) -> bool:
+    """Record one more subscribe email to the subscriber, unless the cooldown is full."""
+    since = now - NOTICE_WINDOW
+    mine = SubscriberNotice.subscriber_id == subscriber_id
+    session.execute(delete(SubscriberNotice).where(mine, SubscriberNotice.sent_at <= since))
+    recent = session.scalar(
+        select(func.count())
+        .select_from(SubscriberNotice)
+        .where(mine, SubscriberNotice.sent_at > since)
+    )
+    if (recent or 0) >= NOTICES_PER_ADDRESS:
+        return False
+    session.add(SubscriberNotice(subscriber_id=subscriber_id, sent_at=now))
+    session.flush()
+    return True
 
 
 def _by_token(session: DbSession, secret_key: str, purpose: Purpose, token: str) -> Subscriber:

@@ -17,7 +17,7 @@ from flask.typing import ResponseReturnValue
 
 from broadsheet import page_cache
 from broadsheet.errors import Invalid
-from broadsheet.extensions import csrf, db, limiter, utcnow
+from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.newsletter import services
 from broadsheet.newsletter.tokens import Purpose
 from broadsheet.settings.services import site_settings
@@ -53,7 +53,7 @@ def subscribe_form() -> ResponseReturnValue:
 
 
 @bp.post("/subscribe/")
-@limiter.limit(services.SUBSCRIBE_LIMIT, methods=["POST"])
+@services.subscribe_rate_limit
 def subscribe() -> ResponseReturnValue:
     form = request.form
     if form.get(HONEYPOT):
