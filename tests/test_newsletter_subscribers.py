@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -11,11 +12,13 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from broadsheet.accounts.permissions import OPERATOR
+from broadsheet.content.models import PostKind
 from broadsheet.errors import Invalid
 from broadsheet.extensions import db
 from broadsheet.newsletter import roster, services
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
 from broadsheet.newsletter.tokens import Purpose, make_token
+from broadsheet.settings.services import update_site_settings
 from tests.conftest import NOW
 from tests.newsletter import link, make_subscriber, outbox
 
@@ -305,3 +308,44 @@ def test_the_site_form_and_the_api_share_one_rate_limit_per_ip(eager_app: Flask)
     ]
     assert answers[:5] == [200, 202, 200, 202, 200]
     assert answers[5] == 429
+
+
+def test_every_reader_page_wears_the_sites_theme_navigation_and_settings(
+    app: Flask, make_post: Any
+) -> None:
+    for title in ("About", "Colophon"):
+        make_post(title, kind=PostKind.PAGE)
+    make_post("On Python", tags=["Python"])
+    update_site_settings(
+        db.session, actor=OPERATOR, now=NOW, title="The Daily Test",
+        description="Tested daily.", timezone="UTC", posts_per_page=10,
+    )  # fmt: skip
+    db.session.commit()
+    reader = make_subscriber("reader@example.com")
+    client = app.test_client()
+    pages = {
+        "subscribe": client.get("/subscribe/"),
+        "refused": client.post("/subscribe/", data={"email": "nope"}),
+        "confirm": client.get(f"/subscribe/confirm/{_token(reader, Purpose.CONFIRM)}"),
+        "unsubscribe": client.get(f"/unsubscribe/{_token(reader, Purpose.UNSUBSCRIBE)}"),
+        "preferences": client.get(f"/preferences/{_token(reader, Purpose.PREFERENCES)}"),
+    }
+    for name, response in pages.items():
+        html = response.text
+        assert response.status_code in (200, 422), name
+        assert re.search(r'<nav class="site-nav"[^>]*>.*>About</a>.*>Colophon</a>', html, re.S), (
+            name
+        )
+        assert "The Daily Test</a>" in html, name  # the masthead reads the saved settings
+        assert "Tested daily." in html, name
+        assert "site.css" in html, name
+        assert 'class="post__title"' in html, name
+    subscribe = pages["subscribe"].text
+    assert '<form class="reader-form"' in subscribe
+    assert 'class="tag-choice"' in subscribe
+    assert 'class="button"' in subscribe
+    assert 'class="tag-choices"' in pages["preferences"].text
+
+
+def _token(subscriber: Subscriber, purpose: Purpose) -> str:
+    return make_token(SECRET, purpose, subscriber.id, subscriber.email)
