@@ -449,3 +449,11 @@ def test_the_beat_sweeps_the_newsletter_and_its_settings_come_from_the_environme
     assert relaxed["NEWSLETTER_SYNCHRONOUS_COMMIT"] is False
     with pytest.raises(ConfigError, match="NEWSLETTER_RETRY_DELAYS is 'soon'"):
         load_settings({"SECRET_KEY": "k" * 20, "NEWSLETTER_RETRY_DELAYS": "soon"}, tmp_path)
+
+
+def test_every_beat_entry_names_a_task_the_worker_knows(app: Flask) -> None:
+    celery = app.extensions["celery"]
+    schedule = app.config["CELERY"]["beat_schedule"]
+    assert schedule["publish-due-posts"]["task"] == "broadsheet.publish_due_posts"
+    assert {entry["task"] for entry in schedule.values()} <= set(celery.tasks)
+    assert celery.tasks["broadsheet.publish_due_posts"].__module__ == "broadsheet.newsletter.tasks"
