@@ -20,7 +20,7 @@ from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.services import publish_due_posts as publish_only_due_posts
 from broadsheet.extensions import db
-from broadsheet.newsletter import delivery, sending
+from broadsheet.newsletter import delivery, sending, sweeper
 from broadsheet.newsletter.mailers import SmtpMailer
 from broadsheet.newsletter.models import (
     Delivery,
@@ -69,7 +69,7 @@ def test_publishing_with_email_mails_every_confirmed_subscriber_who_wants_the_po
     assert send is not None
     assert recipients(eager_app) == ["everything@example.com", "python@example.com"]
     db.session.expire_all()
-    progress = sending.send_progress(db.session, db.session.get(Send, send.id))
+    progress = sending.send_progress(db.session, send.id, actor=OPERATOR)
     assert (progress.recipients, progress.sent, progress.failed, progress.remaining) == (2, 2, 0, 0)
     assert progress.status is SendStatus.DONE
 
@@ -174,7 +174,7 @@ def test_staff_cancel_a_send_that_has_not_finished(app: Flask, make_post: Any) -
     assert send is not None
     sending.cancel_send(db.session, send.id, actor=OPERATOR, now=NOW)
     db.session.commit()
-    progress = sending.send_progress(db.session, send)
+    progress = sending.send_progress(db.session, send.id, actor=OPERATOR)
     assert (progress.status, progress.skipped, progress.remaining) == (SendStatus.CANCELLED, 3, 0)
     result = delivery.run_batch(
         db.session, _unused_mailer(), app.config, send_id=send.id,
@@ -211,7 +211,7 @@ def test_a_long_list_is_frozen_at_publish_and_written_in_steps(
     assert send is not None
     assert send.recipients == 8  # counted at publish time
     assert len(_statuses(send.id)) == 3  # the first step, written by the publish itself
-    progress = sending.send_progress(db.session, send)
+    progress = sending.send_progress(db.session, send.id, actor=OPERATOR)
     assert (progress.remaining, progress.percent) == (8, 0)
 
     # Between the publish and the later steps: one reader leaves, one confirms, one joins.
@@ -248,7 +248,7 @@ def test_a_send_is_done_only_once_every_recipient_is_written_and_mailed(
     assert send is not None
     assert recipients(eager_app) == [f"r{n}@example.com" for n in range(10)]
     db.session.expire_all()
-    progress = sending.send_progress(db.session, db.session.get(Send, send.id))
+    progress = sending.send_progress(db.session, send.id, actor=OPERATOR)
     assert (progress.status, progress.recipients, progress.sent) == (SendStatus.DONE, 10, 10)
 
 
@@ -264,7 +264,7 @@ def test_cancelling_a_send_still_being_listed_writes_and_mails_nobody_more(
     assert _list_all(send.id) == 1
     assert set(_statuses(send.id).values()) == {DeliveryStatus.SKIPPED}
     assert len(_statuses(send.id)) == 3
-    progress = sending.send_progress(db.session, send)
+    progress = sending.send_progress(db.session, send.id, actor=OPERATOR)
     assert (progress.status, progress.remaining) == (SendStatus.CANCELLED, 0)
 
 
@@ -329,9 +329,7 @@ def test_temporary_refusals_are_retried_later_and_permanent_ones_fail_with_the_r
     assert flaky.status is DeliveryStatus.FAILED
     assert flaky.last_error == "gave up after 3 tries: 421 4.4.5 Too many connections"
     assert smtp_server.recipients() == {"fine@example.com": 1, "busy@example.com": 1}
-    assert (
-        sending.send_progress(db.session, db.session.get(Send, send.id)).status is SendStatus.DONE
-    )
+    assert sending.send_progress(db.session, send.id, actor=OPERATOR).status is SendStatus.DONE
 
 
 def test_a_send_that_hits_many_errors_in_a_row_stops_and_says_so(
@@ -345,7 +343,7 @@ def test_a_send_that_hits_many_errors_in_a_row_stops_and_says_so(
     result = _run(smtp_app, smtp_server, send, NOW)
     assert result.failed == 4
     db.session.expire_all()
-    progress = sending.send_progress(db.session, db.session.get(Send, send.id))
+    progress = sending.send_progress(db.session, send.id, actor=OPERATOR)
     assert progress.status is SendStatus.STOPPED
     assert progress.stop_reason == (
         "stopped after 4 errors in a row; the last: 554 5.7.1 Relay access denied"
@@ -385,9 +383,9 @@ def test_the_sweeper_takes_back_a_claim_whose_worker_died_and_queues_it_again(
     db.session.commit()
     assert len(ids) == 3
     lease = app.config["NEWSLETTER_LEASE_SECONDS"]
-    early = delivery.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease - 1))
+    early = sweeper.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease - 1))
     assert early.reclaimed == 0
-    late = delivery.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease + 1))
+    late = sweeper.sweep(db.session, app.config, now=NOW + timedelta(seconds=lease + 1))
     db.session.commit()
     assert late.reclaimed == 3
     assert late.dispatched == {send.id: 1}
@@ -451,3 +449,11 @@ def test_the_beat_sweeps_the_newsletter_and_its_settings_come_from_the_environme
     assert relaxed["NEWSLETTER_SYNCHRONOUS_COMMIT"] is False
     with pytest.raises(ConfigError, match="NEWSLETTER_RETRY_DELAYS is 'soon'"):
         load_settings({"SECRET_KEY": "k" * 20, "NEWSLETTER_RETRY_DELAYS": "soon"}, tmp_path)
+
+
+def test_every_beat_entry_names_a_task_the_worker_knows(app: Flask) -> None:
+    celery = app.extensions["celery"]
+    schedule = app.config["CELERY"]["beat_schedule"]
+    assert schedule["publish-due-posts"]["task"] == "broadsheet.publish_due_posts"
+    assert {entry["task"] for entry in schedule.values()} <= set(celery.tasks)
+    assert celery.tasks["broadsheet.publish_due_posts"].__module__ == "broadsheet.newsletter.tasks"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
+from broadsheet.accounts.services import create_token
 from broadsheet.content.models import PostStatus
 from broadsheet.extensions import db
 from broadsheet.newsletter import sending
@@ -88,3 +90,53 @@ def test_staff_see_a_sends_progress_and_cancel_it(
     client.post(f"/admin/sends/{send.id}/cancel", data={"csrf_token": csrf_token(page.text)})
     after = client.get(f"/admin/sends/{send.id}/progress").json
     assert (after["status"], after["skipped"], after["remaining"]) == ("cancelled", 3, 0)
+
+
+@pytest.mark.parametrize(
+    ("role", "writes_it", "sees"),
+    [
+        (Role.CONTRIBUTOR, False, False),
+        (Role.AUTHOR, False, False),
+        (Role.AUTHOR, True, True),
+        (Role.EDITOR, False, True),
+        (Role.ADMIN, False, True),
+    ],
+)
+def test_the_admin_and_the_api_agree_on_who_sees_a_sends_progress(
+    app: Flask, make_user: Any, make_post: Any, role: Role, writes_it: bool, sees: bool
+) -> None:
+    make_subscriber("r@example.com")
+    staff = make_user(role, email="staff@example.com", password=PASSWORD)
+    writer = staff if writes_it else make_user(Role.AUTHOR, email="writer@example.com")
+    post = make_post("Going out", status=PostStatus.DRAFT, authors=[writer])
+    send = sending.publish_with_email(db.session, post, actor=OPERATOR, now=NOW)
+    _token, secret = create_token(db.session, staff, label="test", now=NOW)
+    db.session.commit()
+    assert send is not None
+    client = separate_client(app)
+    sign_in(client, staff.email)
+
+    api = client.get(
+        f"/api/v1/admin/posts/{post.id}/send/", headers={"Authorization": f"Bearer {secret}"}
+    )
+    page = client.get(f"/admin/sends/{send.id}/")
+    numbers = client.get(f"/admin/sends/{send.id}/progress")
+    listed = "Going out" in client.get("/admin/sends/").text
+    expected = 200 if sees else 403
+    assert (api.status_code, page.status_code, numbers.status_code) == (expected,) * 3
+    assert listed is sees
+    if sees:
+        assert api.json["send"]["recipients"] == numbers.json["recipients"] == 1
+
+
+@pytest.mark.parametrize("role", [Role.CONTRIBUTOR, Role.EDITOR])
+def test_staff_who_may_not_export_get_a_clean_refusal_not_a_broken_file(
+    app: Flask, make_user: Any, role: Role
+) -> None:
+    make_subscriber("ann@example.com")
+    client = _admin_client(app, make_user, role)
+    response = client.get("/admin/subscribers/export.csv")
+    assert response.status_code == 403
+    assert response.mimetype == "text/html"
+    assert "cannot manage subscribers" in response.text
+    assert "ann@example.com" not in response.text

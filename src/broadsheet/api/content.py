@@ -16,7 +16,7 @@ from broadsheet.api import schemas
 from broadsheet.api.errors import domain_problem
 from broadsheet.content import listing, queries
 from broadsheet.errors import DomainError, Invalid
-from broadsheet.extensions import csrf, db, limiter, utcnow
+from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.http_caching import cacheable
 from broadsheet.newsletter import services as newsletter
 from broadsheet.page_cache import cache_pages
@@ -185,7 +185,7 @@ def get_author(slug: str) -> Response:
 
 
 @blp.post("/subscribers/")
-@limiter.limit(newsletter.SUBSCRIBE_LIMIT)
+@newsletter.subscribe_rate_limit
 @blp.arguments(schemas.SubscribeSchema)
 @blp.response(202, schemas.AcceptedSchema)
 def subscribe(request_body: dict[str, Any]) -> Response:

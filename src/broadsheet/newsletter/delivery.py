@@ -1,4 +1,4 @@
-"""Sending a batch of a newsletter, and sweeping up work that stopped moving.
+"""Sending one batch of a newsletter: claim its rows, hand each message over, mark it.
 
 A batch claims its rows with one UPDATE … WHERE status = 'queued' …
 RETURNING, so two workers never hold the same row; it then hands the
@@ -15,7 +15,7 @@ its worker died carries the same task id, and takes back the rows that its
 earlier run claimed; the earlier run, should it still be alive, loses them at
 its next mark and stops.  Claims that nobody finishes (the embedded broker
 never redelivers a message whose worker was killed) are returned to the
-queue by the sweeper once they are older than the lease.
+queue by the sweeper (``sweeper.py``) once they are older than the lease.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -43,7 +43,6 @@ from broadsheet.newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
-from broadsheet.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -95,7 +94,7 @@ def _rows(send_id: int, first_id: int, last_id: int) -> ColumnElement[bool]:
     return and_(Delivery.send_id == send_id, Delivery.id.between(first_id, last_id))
 
 
-def _set(session: DbSession, where: ColumnElement[bool], **values: Any) -> int:
+def set_rows(session: DbSession, where: ColumnElement[bool], **values: Any) -> int:
     # A plain table UPDATE: no ORM bookkeeping on the path taken once per message.
     table = cast(Table, Delivery.__table__)
     result = session.execute(update(table).where(where).values(**values))
@@ -121,7 +120,7 @@ def claim_batch(
     if streak is None:
         return claim, 0, []
     gone = select(Subscriber.id).where(Subscriber.status != SubscriberStatus.CONFIRMED)
-    _set(
+    set_rows(
         session,
         _rows(send_id, first_id, last_id)
         & (Delivery.status == DeliveryStatus.QUEUED)
@@ -223,13 +222,13 @@ def mark_refused(
     mine = (Delivery.id == delivery_id) & (Delivery.claim == claim)
     if error.temporary and attempts < rules.max_attempts:
         due = now + timedelta(seconds=rules.retry_delay(attempts))
-        _set(session, mine, status=DeliveryStatus.QUEUED, next_attempt_at=due, claim=None,
+        set_rows(session, mine, status=DeliveryStatus.QUEUED, next_attempt_at=due, claim=None,
              last_error=error.reply[:2000], updated_at=now)  # fmt: skip
         return due
     reason = (
         error.reply if not error.temporary else f"gave up after {attempts} tries: {error.reply}"
     )
-    _set(session, mine, status=DeliveryStatus.FAILED, claim=None, last_error=reason[:2000],
+    set_rows(session, mine, status=DeliveryStatus.FAILED, claim=None, last_error=reason[:2000],
          updated_at=now)  # fmt: skip
     return None
 
@@ -238,7 +237,7 @@ def release(session: DbSession, ids: list[int], *, claim: str, now: datetime) ->
     """Give claimed rows back untried (their attempt does not count)."""
     if not ids:
         return 0
-    return _set(
+    return set_rows(
         session,
         Delivery.id.in_(ids) & (Delivery.claim == claim),
         status=DeliveryStatus.QUEUED,
@@ -363,123 +362,3 @@ def run_batch(
     finally:
         mailer.close()
     return result
-
-
-# The sweeper -----------------------------------------------------------------------------------
-
-
-def due_ranges(
-    session: DbSession, send_id: int, *, now: datetime, batch_size: int
-) -> list[tuple[int, int]]:
-    """The due queued rows of a send as (first id, last id) ranges of ``batch_size`` rows."""
-    number = func.row_number().over(order_by=Delivery.id) - 1
-    rows = (
-        select(Delivery.id.label("id"), (number // batch_size).label("chunk"))
-        .where(
-            Delivery.send_id == send_id,
-            Delivery.status == DeliveryStatus.QUEUED,
-            Delivery.next_attempt_at <= now,
-        )
-        .subquery()
-    )
-    ranges = session.execute(
-        select(func.min(rows.c.id), func.max(rows.c.id))
-        .group_by(rows.c.chunk)
-        .order_by(rows.c.chunk)
-    ).all()
-    return [(int(first), int(last)) for first, last in cast(list[tuple[int, int]], ranges)]
-
-
-def dispatch(
-    session: DbSession, send_id: int, *, now: datetime, batch_size: int
-) -> list[tuple[int, int]]:
-    """Queue (after commit) one batch task per range of the send's due rows, and the next step
-    of its listing when that is not complete; flushes only."""
-
-    ranges = due_ranges(session, send_id, now=now, batch_size=batch_size)
-    _enqueue_batches(session, send_id, ranges, now=now)
-    listing = session.scalar(
-        select(Send.listed_through).where(Send.id == send_id, Send.status == SendStatus.SENDING)
-    )
-    if listing is not None:
-        enqueue_after_commit(session, "broadsheet.list_recipients", send_id)
-    return ranges
-
-
-def dispatch_rows(
-    session: DbSession, send_id: int, ids: list[int], *, now: datetime, batch_size: int
-) -> list[tuple[int, int]]:
-    """Queue (after commit) batches for the rows ``ids`` (sorted) just written; flushes only."""
-    ranges = [
-        (ids[start], ids[min(start + batch_size, len(ids)) - 1])
-        for start in range(0, len(ids), batch_size)
-    ]
-    _enqueue_batches(session, send_id, ranges, now=now)
-    return ranges
-
-
-def _enqueue_batches(
-    session: DbSession, send_id: int, ranges: list[tuple[int, int]], *, now: datetime
-) -> None:
-
-    session.execute(
-        update(Send)
-        .where(Send.id == send_id)
-        .values(enqueued_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    for first, last in ranges:
-        enqueue_after_commit(session, "broadsheet.send_batch", send_id, first, last)
-
-
-@dataclass
-class SweepReport:
-    reclaimed: int = 0
-    gave_up: int = 0
-    dispatched: dict[int, int] = field(default_factory=dict)
-
-
-def sweep(session: DbSession, config: Mapping[str, Any], *, now: datetime) -> SweepReport:
-    """Take back claims older than the lease and re-queue the due work of idle sends.
-
-    Flushes only; the batches are enqueued after the caller commits.  Safe to
-    run while batches run, and twice at once: a batch queued twice finds its
-    rows claimed the second time.
-    """
-    rules = DeliveryRules.from_config(config)
-    report = SweepReport()
-    stale = (Delivery.status == DeliveryStatus.SENDING) & (
-        Delivery.claimed_at < now - timedelta(seconds=rules.lease_seconds)
-    )
-    touched = set(session.scalars(select(Delivery.send_id).where(stale).distinct()))
-    report.gave_up = _set(
-        session,
-        stale & (Delivery.attempts >= rules.max_attempts),
-        status=DeliveryStatus.FAILED,
-        claim=None,
-        last_error=f"the worker sending it stopped answering, {rules.max_attempts} times",
-        updated_at=now,
-    )
-    report.reclaimed = _set(
-        session,
-        stale,
-        status=DeliveryStatus.QUEUED,
-        claim=None,
-        next_attempt_at=now,
-        last_error="the worker sending it stopped answering",
-        updated_at=now,
-    )
-    quiet = now - timedelta(seconds=rules.stall_seconds)
-    idle = session.scalars(
-        select(Send.id).where(
-            Send.status == SendStatus.SENDING,
-            func.coalesce(Send.active_at, Send.created_at) < quiet,
-            func.coalesce(Send.enqueued_at, Send.created_at) < quiet,
-        )
-    )
-    for send_id in sorted(touched | set(idle)):
-        finish_if_done(session, send_id, now=now)
-        ranges = dispatch(session, send_id, now=now, batch_size=rules.batch_size)
-        if ranges:
-            report.dispatched[send_id] = len(ranges)
-    return report

@@ -23,6 +23,7 @@ from broadsheet.content.models import Post, with_links
 from broadsheet.extensions import DbSession
 from broadsheet.newsletter.tokens import Purpose, make_token
 from broadsheet.settings.services import site_settings
+from broadsheet.urls import absolute_url
 
 
 def site_host(site_url: str) -> str:
@@ -42,13 +43,13 @@ class Links:
 
 
 def subscriber_links(config: Mapping[str, Any], subscriber_id: int, email: str) -> Links:
-    secret, site = config["SECRET_KEY"], config["SITE_URL"]
+    secret = config["SECRET_KEY"]
     unsubscribe = make_token(secret, Purpose.UNSUBSCRIBE, subscriber_id, email)
     preferences = make_token(secret, Purpose.PREFERENCES, subscriber_id, email)
     sender = parseaddr(config["MAIL_DEFAULT_SENDER"])[1]
     return Links(
-        unsubscribe=f"{site}/unsubscribe/{unsubscribe}",
-        preferences=f"{site}/preferences/{preferences}",
+        unsubscribe=absolute_url("newsletter.unsubscribe", token=unsubscribe),
+        preferences=absolute_url("newsletter.preferences", token=preferences),
         mailto=f"mailto:{sender}?subject={quote('unsubscribe ' + unsubscribe)}",
     )
 
@@ -74,7 +75,7 @@ class NewsletterComposer:
         self.post = PostCopy(post.id, post.title, post.excerpt)
         self.config = config
         self.site_title = site_settings(session, config).title
-        self.post_url = f"{config['SITE_URL']}/{post.slug}/"
+        self.post_url = absolute_url("site.post", slug=post.slug)
         self.body_html = Markup(post.html)  # noqa: S704 (rendered and sanitised when saved)
 
     def compose(self, subscriber_id: int, email: str) -> EmailMessage:
@@ -115,8 +116,9 @@ def subscriber_note(
         "site_title": site_settings(session, config).title,
         "site_url": site,
         "links": links,
-        "confirm_url": f"{site}/subscribe/confirm/"
-        + make_token(secret, Purpose.CONFIRM, subscriber_id, email),
+        "confirm_url": absolute_url(
+            "newsletter.confirm", token=make_token(secret, Purpose.CONFIRM, subscriber_id, email)
+        ),
     }
     subjects = {
         "confirm": f"Confirm your subscription to {context['site_title']}",

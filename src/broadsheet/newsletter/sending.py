@@ -30,8 +30,9 @@ from typing import Any
 from flask import current_app, has_app_context
 from sqlalchemy import Insert, and_, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import selectinload
 
-from broadsheet.accounts.permissions import Action, Actor, require
+from broadsheet.accounts.permissions import Action, Actor, can, require
 from broadsheet.content import services as content
 from broadsheet.content.models import Post, PostKind, PostStatus, PostTag
 from broadsheet.errors import Conflict, NotFound
@@ -300,7 +301,7 @@ class Progress:
         return 100 if not self.recipients else min(100, self.done * 100 // self.recipients)
 
 
-def send_progress(session: DbSession, send: Send) -> Progress:
+def _measure(session: DbSession, send: Send) -> Progress:
     """How far ``send`` has got: one grouped count over an index, whatever its size."""
     counts = dict.fromkeys(DeliveryStatus, 0)
     for status, number in session.execute(
@@ -329,15 +330,50 @@ def send_progress(session: DbSession, send: Send) -> Progress:
 
 
 def send_for_post(session: DbSession, post_id: int) -> Send | None:
+    """The post's send, or None; for tests and the CLI (doors read progress through below)."""
     return session.scalar(select(Send).where(Send.post_id == post_id))
 
 
-def recent_sends(session: DbSession, *, limit: int = 50) -> list[tuple[Progress, str]]:
-    """The newest sends with their progress and their post's title, for staff."""
+# Who may read a send's progress: whoever may edit its post (the one rule for every door).
+READ_SEND = Action.EDIT_POST
+
+
+def send_progress(session: DbSession, send_id: int, *, actor: Actor) -> Progress:
+    """How far the send ``send_id`` has got, for someone who may edit its post.
+
+    Raises NotFound for no such send, Forbidden for an actor who may not edit the post.
+    """
+    send = session.get(Send, send_id)
+    if send is None:
+        raise NotFound(f"there is no send {send_id}")
+    require(actor, READ_SEND, content.load_post(session, send.post_id))
+    return _measure(session, send)
+
+
+def post_send_progress(session: DbSession, post_id: int, *, actor: Actor) -> Progress:
+    """How far the newsletter of post ``post_id`` has got, for someone who may edit the post.
+
+    Raises NotFound for no such post or a post never emailed, Forbidden as send_progress.
+    """
+    require(actor, READ_SEND, content.load_post(session, post_id))
+    send = send_for_post(session, post_id)
+    if send is None:
+        raise NotFound("this post has not been emailed")
+    return _measure(session, send)
+
+
+def recent_sends(
+    session: DbSession, *, actor: Actor, limit: int = 50
+) -> list[tuple[Progress, str]]:
+    """The newest sends whose post ``actor`` may edit, with progress and the post's title."""
+    require(actor, Action.VIEW_ADMIN)
     rows = session.execute(
-        select(Send, Post.title)
+        select(Send, Post)
         .join(Post, Post.id == Send.post_id)
+        .options(selectinload(Post.author_links))
         .order_by(Send.created_at.desc(), Send.id.desc())
         .limit(limit)
     ).all()
-    return [(send_progress(session, send), title) for send, title in rows]
+    return [
+        (_measure(session, send), post.title) for send, post in rows if can(actor, READ_SEND, post)
+    ]

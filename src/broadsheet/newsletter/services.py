@@ -1,6 +1,7 @@
-"""Subscribing, confirming, unsubscribing, preferences, and staff's CSV import and export.
+"""The reader's subscription: subscribing, confirming, unsubscribing, preferences.
 
-Every door (the site, the API, the admin, the CLI) calls these.  They flush
+Every door (the site, the API, the CLI) calls these; the staff's roster and
+CSV import and export are in ``roster.py``.  They flush
 and never commit; emails are queued on the session and go out after the
 door commits.  Nothing here tells a caller whether an address was already
 known: subscribing with a known address looks exactly like subscribing with
@@ -9,33 +10,32 @@ a new one.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from broadsheet.accounts.permissions import Action, Actor, require
+from broadsheet import addresses
 from broadsheet.content.models import PostTag, Tag
 from broadsheet.content.queries import Remember, compute
-from broadsheet.content.services import find_or_create_tags
 from broadsheet.errors import Invalid, NotFound
-from broadsheet.extensions import DbSession
+from broadsheet.extensions import DbSession, limiter
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus, SubscriberTag
 from broadsheet.newsletter.tokens import Purpose, matches, read_token
-from broadsheet.outbox.services import queue_email, queue_emails
+from broadsheet.outbox.models import OutboxEmail
+from broadsheet.outbox.services import queue_email
 
-MAX_EMAIL = 254
-# Deliberately loose: one @, something before it, a dotted domain after it, no spaces.
-_email_shape = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-CSV_FIELDS = ("email", "status", "tags", "consent", "created_at", "confirmed_at")
-
-# How often one address may ask to subscribe, through any door (the site or the API).
+# How often one IP may ask to subscribe, through any door: one limit the site form and the API
+# share.  It guards the server; the inbox is guarded by the per-address cooldown below, which
+# lives in the database and so holds across processes and doors, whatever the limiter's store.
 SUBSCRIBE_LIMIT = "5 per minute;30 per hour"
+subscribe_rate_limit = limiter.shared_limit(SUBSCRIBE_LIMIT, scope="newsletter-subscribe")
+# At most this many confirmation or "already subscribed" emails to one address per window.
+NOTICES_PER_ADDRESS = 3
+NOTICE_WINDOW = timedelta(hours=24)
+SUBSCRIBER_EMAIL_TASK = "broadsheet.send_subscriber_email"
 
 # How many tags the forms offer: a big site has too many for a page of checkboxes.
 OFFERED_TAGS = 30
@@ -43,10 +43,10 @@ OFFERED_TAGS = 30
 
 def normalise_email(raw: str) -> str:
     """The address as stored: trimmed and lower-cased.  Raises Invalid when it is not one."""
-    email = raw.strip().lower()
+    email = addresses.normalise_email(raw)
     if not email:
         raise Invalid({"email": "enter your email address"})
-    if len(email) > MAX_EMAIL or not _email_shape.match(email):
+    if not addresses.is_email_address(email):
         raise Invalid({"email": f"{raw.strip()[:60]!r} does not look like an email address"})
     return email
 
@@ -158,17 +158,22 @@ def subscribe(
     A new or unsubscribed address becomes pending and gets a confirmation
     email; a pending one gets it again with the tags now chosen; a confirmed
     one gets a note with a link to its preferences, and its tags stay as
-    they are until the reader changes them there.  Whatever the case, the
-    caller learns nothing it can show.  Raises Invalid for a bad address or
+    they are until the reader changes them there.  At most
+    ``NOTICES_PER_ADDRESS`` of those emails go to one address in
+    ``NOTICE_WINDOW``, whatever the door; past that the request changes the
+    state as usual and mails nothing.  Whatever the case, the caller learns
+    nothing it can show.  Raises Invalid for a bad address or
     an unknown tag.
     """
 
     address = normalise_email(email)
     chosen = _chosen_tags(session, tags)
+    # Locked (on PostgreSQL) so that two requests at once count the cooldown one after another.
     subscriber = session.scalar(
         select(Subscriber)
         .where(Subscriber.email == address)
         .options(selectinload(Subscriber.tag_links))
+        .with_for_update(of=Subscriber)
     )
     if subscriber is None:
         subscriber = Subscriber(email=address, created_at=now, source="site", consent="")
@@ -181,9 +186,29 @@ def subscribe(
         subscriber.consent = f"asked on the site at {now:%Y-%m-%d %H:%M} UTC"
         _set_tags(subscriber, chosen)
     session.flush()
-    queue_email(session, task="broadsheet.send_subscriber_email", kind=kind,
-                ref_id=subscriber.id, recipient=subscriber.email, now=now)  # fmt: skip
+    if _may_notify(session, subscriber, now=now):
+        queue_email(session, task=SUBSCRIBER_EMAIL_TASK, kind=kind,
+                    ref_id=subscriber.id, recipient=subscriber.email, now=now)  # fmt: skip
     return subscriber
+
+
+def _may_notify(session: DbSession, subscriber: Subscriber, *, now: datetime) -> bool:
+    """Whether one more subscribe email may go to the subscriber's address now.
+
+    Counted in the outbox, which records every such email in the same
+    transaction, so the limit holds across doors, IPs and processes (the
+    caller holds the subscriber's row, so two requests count one by one).
+    """
+    recent = session.scalar(
+        select(func.count())
+        .select_from(OutboxEmail)
+        .where(
+            OutboxEmail.recipient == subscriber.email,
+            OutboxEmail.task == SUBSCRIBER_EMAIL_TASK,
+            OutboxEmail.created_at > now - NOTICE_WINDOW,
+        )
+    )
+    return (recent or 0) < NOTICES_PER_ADDRESS
 
 
 def _by_token(session: DbSession, secret_key: str, purpose: Purpose, token: str) -> Subscriber:
@@ -243,210 +268,10 @@ def update_preferences(
     return subscriber
 
 
-# Staff ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SubscriberPage:
-    subscribers: list[Subscriber]
-    total: int
-    number: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-def list_subscribers(
-    session: DbSession,
-    *,
-    actor: Actor,
-    search: str = "",
-    status: SubscriberStatus | None = None,
-    number: int = 1,
-    per_page: int = 50,
-) -> SubscriberPage:
-    """Subscribers newest first, filtered by address fragment and status, with their tags."""
-    require(actor, Action.MANAGE_SUBSCRIBERS)
-    query = select(Subscriber)
-    if search.strip():
-        query = query.where(Subscriber.email.contains(search.strip().lower(), autoescape=True))
-    if status is not None:
-        query = query.where(Subscriber.status == status)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    number = max(1, number)
-    rows = session.scalars(
-        query.order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
-        .options(selectinload(Subscriber.tag_links))
-        .limit(per_page)
-        .offset((number - 1) * per_page)
-    )
-    return SubscriberPage(list(rows), total, number, per_page)
-
-
-@dataclass(frozen=True)
-class _ImportRow:
-    status: SubscriberStatus
-    consent: str
-    tags: list[str]
-    created: datetime
-    confirmed: datetime | None
-
-
-@dataclass
-class ImportReport:
-    created: int = 0
-    already_known: int = 0
-    confirmations: int = 0
-    emails: list[str] = field(default_factory=list)
-
-
-def _parse_time(value: str, line: int, name: str, errors: dict[str, str]) -> datetime | None:
-    if not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        errors[f"line {line}"] = f"{name} {value!r} is not an ISO 8601 time"
-        return None
-    if moment.tzinfo is None:
-        errors[f"line {line}"] = f"{name} {value!r} has no time zone"
-        return None
-    return moment
-
-
-def import_subscribers(
-    session: DbSession, *, actor: Actor, text: str, now: datetime
-) -> ImportReport:
-    """Add the subscribers of a CSV file (the export's columns); all rows or none.
-
-    Columns: ``email`` and ``consent`` are required; ``status`` (pending,
-    confirmed or unsubscribed; pending when empty), ``tags`` (names separated
-    by ``;``), ``created_at`` and ``confirmed_at`` are optional.  A row marked
-    confirmed must say what consent was given; every pending row gets a
-    confirmation email after the commit.  Addresses already known are left as
-    they are.  Raises Invalid naming every bad line, and writes nothing then.
-    """
-
-    require(actor, Action.MANAGE_SUBSCRIBERS)
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = {name.strip().lower() for name in reader.fieldnames or []}
-    if missing := [name for name in ("email", "consent") if name not in columns]:
-        raise Invalid({"file": f"the CSV file has no {' or '.join(missing)} column"})
-    errors: dict[str, str] = {}
-    rows: dict[str, _ImportRow] = {}
-    for line, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "") for k, v in raw.items()}
-        try:
-            email = normalise_email(str(row.get("email", "")))
-        except Invalid as error:
-            errors[f"line {line}"] = error.fields["email"]
-            continue
-        status_word = str(row.get("status", "")).strip().lower() or "pending"
-        if status_word not in SubscriberStatus.__members__.values():
-            errors[f"line {line}"] = (
-                f"status {status_word!r} is not pending, confirmed or unsubscribed"
-            )
-            continue
-        status = SubscriberStatus(status_word)
-        consent = str(row.get("consent", "")).strip()
-        if status is SubscriberStatus.CONFIRMED and not consent:
-            errors[f"line {line}"] = "a confirmed subscriber needs a consent note"
-            continue
-        created = _parse_time(str(row.get("created_at", "")), line, "created_at", errors)
-        confirmed = _parse_time(str(row.get("confirmed_at", "")), line, "confirmed_at", errors)
-        tags = [name for name in str(row.get("tags", "")).split(";") if name.strip()]
-        rows.setdefault(email, _ImportRow(status, consent, tags, created or now, confirmed))
-    if errors:
-        raise Invalid(errors, f"{len(errors)} line(s) could not be imported; nothing was")
-    known = set(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(rows))))
-    report = ImportReport(already_known=len(known))
-    all_tags = {name for item in rows.values() for name in item.tags}
-    tag_by_name = {
-        tag.name.lower(): tag for tag in find_or_create_tags(session, sorted(all_tags), now=now)
-    }
-    pending: list[Subscriber] = []
-    for email, item in rows.items():
-        if email in known:
-            continue
-        status = item.status
-        subscriber = Subscriber(
-            email=email,
-            status=status,
-            created_at=item.created,
-            confirmed_at=(item.confirmed or now) if status is SubscriberStatus.CONFIRMED else None,
-            unsubscribed_at=now if status is SubscriberStatus.UNSUBSCRIBED else None,
-            source="import",
-            consent=item.consent,
-        )
-        subscriber.tag_links = [
-            SubscriberTag(tag=tag_by_name[" ".join(n.split()).lower()]) for n in item.tags
-        ]
-        session.add(subscriber)
-        report.emails.append(email)
-        if status is SubscriberStatus.PENDING:
-            pending.append(subscriber)
-    session.flush()
-    report.created = len(report.emails)
-    report.confirmations = len(pending)
-    queue_emails(session, task="broadsheet.send_subscriber_email", kind="confirm",
-                 recipients=[(s.id, s.email) for s in pending], now=now)  # fmt: skip
-    return report
-
-
-def _time(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds") if moment else ""
-
-
-def export_subscribers(session: DbSession, *, actor: Actor) -> Iterator[str]:
-    """Every subscriber as CSV lines (header first), read in chunks, with tags and status.
-
-    The file imports back as it is.
-    """
-    require(actor, Action.MANAGE_SUBSCRIBERS)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(values: Sequence[str]) -> str:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(values)
-        return buffer.getvalue()
-
-    yield line(CSV_FIELDS)
-    rows = session.scalars(
-        select(Subscriber)
-        .order_by(Subscriber.id)
-        .options(selectinload(Subscriber.tag_links))
-        .execution_options(yield_per=500)
-    )
-    for subscriber in rows:
-        yield line(
-            [
-                subscriber.email,
-                subscriber.status.value,
-                "; ".join(tag.name for tag in subscriber.tags),
-                subscriber.consent,
-                _time(subscriber.created_at),
-                _time(subscriber.confirmed_at),
-            ]
-        )
-
-
-def subscriber_counts(session: DbSession) -> dict[SubscriberStatus, int]:
-    counts = dict.fromkeys(SubscriberStatus, 0)
-    for status, number in session.execute(
-        select(Subscriber.status, func.count()).group_by(Subscriber.status)
-    ):
-        counts[status] = number
-    return counts
-
-
 def find_subscriber(session: DbSession, email: str) -> Subscriber | None:
     """For staff and tests: the subscriber with this address, or None."""
     return session.scalar(
         select(Subscriber)
-        .where(or_(Subscriber.email == email.strip().lower()))
+        .where(Subscriber.email == email.strip().lower())
         .options(selectinload(Subscriber.tag_links))
     )

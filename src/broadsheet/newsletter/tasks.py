@@ -14,7 +14,7 @@ from flask import current_app
 from flask_mailman import EmailMessage
 
 from broadsheet.extensions import db, utcnow
-from broadsheet.newsletter import delivery, sending
+from broadsheet.newsletter import delivery, sending, sweeper
 from broadsheet.newsletter.emails import subscriber_note
 from broadsheet.newsletter.mailers import mailer_for
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
@@ -55,10 +55,24 @@ def send_batch(self: Task[Any, Any], send_id: int, first_id: int, last_id: int) 
     return {"sent": result.sent, "retried": result.retried, "failed": result.failed}
 
 
+@shared_task(name="broadsheet.publish_due_posts")
+def publish_due_posts() -> int:
+    """On the beat: publish the scheduled posts whose time has come; safe to run twice at once.
+
+    Posts scheduled with email have their recipients frozen in the same
+    transaction, and go out after it commits.
+    """
+    published = sending.publish_due_posts(db.session, now=utcnow())
+    db.session.commit()
+    if published:
+        log.info("published %d scheduled post(s): %s", len(published), published)
+    return len(published)
+
+
 @shared_task(name="broadsheet.dispatch_send")
 def dispatch_send(send_id: int) -> int:
     """Queue the batches of a send that was just frozen; returns how many."""
-    ranges = delivery.dispatch(
+    ranges = sweeper.dispatch(
         db.session, send_id, now=utcnow(), batch_size=current_app.config["NEWSLETTER_BATCH_SIZE"]
     )
     db.session.commit()
@@ -71,7 +85,7 @@ def list_recipients(send_id: int) -> int:
     after it, as a task of its own, while more remain.  Returns how many rows it wrote."""
     config = current_app.config
     step = sending.list_step(db.session, send_id, now=utcnow())
-    delivery.dispatch_rows(
+    sweeper.dispatch_rows(
         db.session, send_id, step.delivery_ids, now=utcnow(),
         batch_size=config["NEWSLETTER_BATCH_SIZE"],
     )  # fmt: skip
@@ -86,7 +100,7 @@ def list_recipients(send_id: int) -> int:
 @shared_task(name="broadsheet.sweep_newsletter")
 def sweep_newsletter() -> dict[str, Any]:
     """On the beat: recover claims of dead workers and re-queue work that is due and idle."""
-    report = delivery.sweep(db.session, current_app.config, now=utcnow())
+    report = sweeper.sweep(db.session, current_app.config, now=utcnow())
     db.session.commit()
     if report.reclaimed or report.gave_up or report.dispatched:
         log.info(

@@ -1,4 +1,4 @@
-"""The reader's doors to the newsletter: subscribe, confirm, unsubscribe, preferences.
+"""The newsletter's reader pages: subscribe, confirm, unsubscribe, preferences.
 
 Links in emails open a page with a button; only the button's POST changes
 anything, so a mail scanner that fetches every link confirms and cancels
@@ -16,14 +16,16 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from broadsheet import page_cache
+from broadsheet.content import queries
 from broadsheet.errors import Invalid
-from broadsheet.extensions import csrf, db, limiter, utcnow
+from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.newsletter import services
 from broadsheet.newsletter.tokens import Purpose
-from broadsheet.settings.services import site_settings
-from broadsheet.site.views import Head
+from broadsheet.site.head import Head
+from broadsheet.site.views import current_settings, site_feeds
 
-bp = Blueprint("newsletter", __name__, template_folder="templates")
+# Its templates live with the site's (site/templates/newsletter/); create_app registers it.
+bp = Blueprint("newsletter", __name__)
 csrf.exempt(bp)
 
 # The form has a field people never see; a bot that fills it in is thanked and ignored.
@@ -31,13 +33,22 @@ HONEYPOT = "website"
 
 
 def _page(template: str, title: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    """A reader page in the site's theme: its settings, navigation and feeds, never cached."""
+    settings = current_settings()  # what the masthead and footer read, as on every site page
     head = Head(
-        title=f"{title} — {site_settings(db.session).title}",
+        title=f"{title} — {settings.title}",
         description=title,
         canonical="",
+        feeds=site_feeds(),
         noindex=True,
     )
-    body = render_template(f"newsletter/{template}", head=head, title=title, **context)
+    body = render_template(
+        f"newsletter/{template}",
+        head=head,
+        title=title,
+        nav_pages=queries.public_pages(db.session, now=utcnow()),
+        **context,
+    )
     return body, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -52,7 +63,7 @@ def subscribe_form() -> ResponseReturnValue:
 
 
 @bp.post("/subscribe/")
-@limiter.limit(services.SUBSCRIBE_LIMIT, methods=["POST"])
+@services.subscribe_rate_limit
 def subscribe() -> ResponseReturnValue:
     form = request.form
     if form.get(HONEYPOT):

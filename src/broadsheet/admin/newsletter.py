@@ -1,7 +1,8 @@
 """Staff pages for the newsletter under /admin/: subscribers, CSV in and out, send progress.
 
-They hang on the admin blueprint, so its sign-in check and private caching
-apply; each view calls one service and commits once.
+They hang on the admin blueprint (``admin/__init__`` lists this module with
+the others), so its sign-in check and private caching apply; each view calls
+one service and commits once.
 """
 
 from __future__ import annotations
@@ -20,20 +21,19 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from broadsheet.accounts.permissions import Action, require
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor
 from broadsheet.admin.forms import ButtonForm
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import db, utcnow
-from broadsheet.newsletter import sending, services
-from broadsheet.newsletter.models import Send, SubscriberStatus
+from broadsheet.newsletter import roster, sending
+from broadsheet.newsletter.models import SubscriberStatus
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
 def _page(template: str, **context: Any) -> ResponseReturnValue:
-    return render_template(f"newsletter/staff/{template}", **context)
+    return render_template(f"admin/newsletter/{template}", **context)
 
 
 @bp.get("/subscribers/")
@@ -42,7 +42,7 @@ def subscribers() -> ResponseReturnValue:
     status = args.get("status") or None
     if status is not None and status not in SubscriberStatus.__members__.values():
         abort(400)
-    listing = services.list_subscribers(
+    listing = roster.list_subscribers(
         db.session,
         actor=actor(),
         search=args.get("q", ""),
@@ -52,7 +52,7 @@ def subscribers() -> ResponseReturnValue:
     return _page(
         "subscribers.html",
         listing=listing,
-        counts=services.subscriber_counts(db.session),
+        counts=roster.subscriber_counts(db.session),
         statuses=list(SubscriberStatus),
         filters={k: v for k, v in args.items() if k != "page"},
         button=ButtonForm(),
@@ -61,7 +61,7 @@ def subscribers() -> ResponseReturnValue:
 
 @bp.get("/subscribers/export.csv")
 def export_subscribers() -> ResponseReturnValue:
-    lines = services.export_subscribers(db.session, actor=actor())
+    lines = roster.export_subscribers(db.session, actor=actor())
     return Response(
         stream_with_context(lines),
         mimetype="text/csv",
@@ -83,7 +83,7 @@ def import_subscribers() -> ResponseReturnValue:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise Invalid({"file": "is not UTF-8 text"}) from None
-        report = services.import_subscribers(db.session, actor=actor(), text=text, now=utcnow())
+        report = roster.import_subscribers(db.session, actor=actor(), text=text, now=utcnow())
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -104,26 +104,18 @@ def import_subscribers() -> ResponseReturnValue:
 
 @bp.get("/sends/")
 def sends() -> ResponseReturnValue:
-    require(actor(), Action.VIEW_ADMIN)
-    return _page("sends.html", sends=sending.recent_sends(db.session))
-
-
-def _send(send_id: int) -> Send:
-    send = db.session.get(Send, send_id)
-    if send is None:
-        abort(404)
-    return send
+    return _page("sends.html", sends=sending.recent_sends(db.session, actor=actor()))
 
 
 @bp.get("/sends/<int:send_id>/")
 def send(send_id: int) -> ResponseReturnValue:
-    progress = sending.send_progress(db.session, _send(send_id))
+    progress = sending.send_progress(db.session, send_id, actor=actor())
     return _page("send.html", progress=progress, button=ButtonForm())
 
 
 @bp.get("/sends/<int:send_id>/progress")
 def send_progress(send_id: int) -> ResponseReturnValue:
-    progress = sending.send_progress(db.session, _send(send_id))
+    progress = sending.send_progress(db.session, send_id, actor=actor())
     return {
         "status": progress.status.value,
         "recipients": progress.recipients,
