@@ -1,3 +1,4 @@
+# Over 400 lines: one script run whole (sink, worker, web, publish, measure), top to bottom.
 """Newsletter at scale: the publish request, the worker's send rate and its memory.
 
 Creates a throwaway PostgreSQL database with 100,000 confirmed subscribers

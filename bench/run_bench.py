@@ -1,3 +1,4 @@
+# Over 400 lines: one script run whole; its stages (fill, serve, load, report) read in order.
 """Speed at scale: Broadsheet's reads under gunicorn and wrk, against a Flask "hello" ceiling.
 
 On PostgreSQL (a database named broadsheet_bench on 127.0.0.1, created when

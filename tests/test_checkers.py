@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, Page
 
 from broadsheet import create_app
 from broadsheet.accounts.models import Role, User
-from broadsheet.accounts.services import password_reset_token
+from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.content.models import PostKind, PostRevision, PostStatus, Tag
 from broadsheet.content.services import load_post, update_post
 from broadsheet.extensions import db

@@ -1,3 +1,4 @@
+# Over 400 lines: the in-process half of NEWSLETTER.md's cases, one test per case, one fixture set.
 """Publishing with email: who gets the post, once, and what happens when mail is refused.
 
 Tasks run in-process here (``eager_app``) or are called as the worker would

@@ -1,3 +1,4 @@
+# Over 400 lines: NEWSLETTER.md's crash cases with real workers, sharing one stack fixture.
 """The newsletter's promise with real worker processes, crashes included (NEWSLETTER.md).
 
 Each test runs on the embedded stack (SQLite, the SQLite broker) and/or the

@@ -1,3 +1,4 @@
+# Over 400 lines: one story (stored pages are never older than the last change) told on two stores.
 """The page cache: readers get stored pages, and never a page older than the last change.
 
 Every test runs against both stores (the embedded folder under instance/, and

@@ -1,3 +1,4 @@
+# Over 400 lines: one test per public page type, sharing the page-reading helpers at the top.
 """What a reader sees on the public pages, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Over 400 lines: word lists, post builder and bulk loader serve one command (`broadsheet demo`).
 """Deterministic demo content that looks like a real technical blog.
 
 Fast enough for 100,000 posts: every Markdown block is rendered once and

@@ -9,10 +9,11 @@ from flask import current_app
 from flask_mailman import EmailMessage
 
 from broadsheet.accounts.models import User
-from broadsheet.accounts.tokens import password_reset_url
+from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.extensions import db
 from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.tasks import run_email_task
+from broadsheet.urls import absolute_url
 
 
 def compose_password_reset(email: OutboxEmail) -> EmailMessage | None:
@@ -22,7 +23,8 @@ def compose_password_reset(email: OutboxEmail) -> EmailMessage | None:
         return None
     config = current_app.config
     minutes = config["PASSWORD_RESET_MAX_AGE"] // 60
-    link = password_reset_url(user, secret_key=config["SECRET_KEY"], site_url=config["SITE_URL"])
+    token = password_reset_token(user, secret_key=config["SECRET_KEY"])
+    link = absolute_url("admin.password_reset", token=token)  # the admin's page, by endpoint
     body = (
         f"Hello {user.name},\n\n"
         "Someone (we hope you) asked to reset your Broadsheet password. Follow this link "

@@ -13,16 +13,11 @@ from broadsheet.errors import Invalid
 from broadsheet.extensions import DbSession
 
 RESET_SALT = "broadsheet.password-reset"
-RESET_PATH = "/admin/password-reset/"  # the admin's reset page (admin.auth) serves it
 
 
 def password_reset_token(user: User, *, secret_key: str) -> str:
     serializer = URLSafeTimedSerializer(secret_key, salt=RESET_SALT)
     return serializer.dumps({"user": user.id, "stamp": user.credential_stamp})
-
-
-def password_reset_url(user: User, *, secret_key: str, site_url: str) -> str:
-    return f"{site_url}{RESET_PATH}{password_reset_token(user, secret_key=secret_key)}"
 
 
 def user_for_reset_token(session: DbSession, token: str, *, secret_key: str, max_age: int) -> User:

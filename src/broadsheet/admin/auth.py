@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 from broadsheet.accounts import services as accounts
 from broadsheet.accounts.models import User
 from broadsheet.accounts.permissions import Action, can
-from broadsheet.accounts.tokens import RESET_PATH, user_for_reset_token
+from broadsheet.accounts.tokens import user_for_reset_token
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import page, show_error
 from broadsheet.admin.forms import ButtonForm, LoginForm, ResetForm, ResetRequestForm
@@ -142,8 +142,8 @@ def password_reset_request() -> ResponseReturnValue:
     return page("reset_request.html", form=form)
 
 
-# The emailed link (accounts.tokens) names this path.
-@bp.route(RESET_PATH.removeprefix("/admin") + "<token>", methods=["GET", "POST"])
+# The emailed link (accounts.tasks) names this endpoint.
+@bp.route("/password-reset/<token>", methods=["GET", "POST"])
 def password_reset(token: str) -> ResponseReturnValue:
     config = current_app.config
     try:
