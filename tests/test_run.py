@@ -101,15 +101,20 @@ def test_run_serves_demo_posts_with_a_worker_beside_it_and_stops_on_ctrl_c(
             lines
         )
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        for pid in workers:
-            if _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-        reader.join(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        _stop_all(process, workers, reader)
+
+
+def _stop_all(process: subprocess.Popen[str], workers: list[int], reader: threading.Thread) -> None:
+    """Whatever the test left running, the runner and its workers' sessions, is killed."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    for pid in workers:
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    reader.join(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def _alive(session: int) -> bool:
@@ -154,12 +159,4 @@ def test_the_worker_ends_when_the_runner_is_killed(tmp_path: Path) -> None:
         print(f"worker session gone {gone_after:.1f} s after the runner's SIGKILL")
         assert gone_after < 15
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        for pid in workers:
-            if _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-        reader.join(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        _stop_all(process, workers, reader)

@@ -149,9 +149,10 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return response.status, dict(response.headers), response.read()
 
 
-def test_gunicorn_serves_logs_one_json_line_per_request_and_stops_on_sigterm(
-    tmp_path: Path, started: list[subprocess.Popen[bytes]]
-) -> None:
+def serving_on_sqlite(
+    tmp_path: Path, started: list[subprocess.Popen[bytes]], headers: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], Path, int, tuple[int, dict[str, str], bytes]]:
+    """Production gunicorn on a fresh SQLite file, and its first /healthz answer."""
     database = tmp_path / "site.db"
     sqlite3.connect(database).close()
     settings = {
@@ -166,13 +167,18 @@ def test_gunicorn_serves_logs_one_json_line_per_request_and_stops_on_sigterm(
     while True:
         assert process.poll() is None, log.read_text()
         try:
-            status, headers, _ = get(
-                f"http://127.0.0.1:{port}/healthz", {"X-Request-ID": "from-the-router"}
-            )
-            break
+            return process, log, port, get(f"http://127.0.0.1:{port}/healthz", headers)
         except OSError:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+
+
+def test_gunicorn_serves_logs_one_json_line_per_request_and_stops_on_sigterm(
+    tmp_path: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    process, log, _port, (status, headers, _) = serving_on_sqlite(
+        tmp_path, started, {"X-Request-ID": "from-the-router"}
+    )
     assert status == 200
     assert headers["X-Request-ID"] == "from-the-router"
 
@@ -213,25 +219,7 @@ def raw_get(port: int, target: str) -> tuple[int, str, bytes]:
 def test_gunicorn_takes_request_lines_as_long_as_the_router_allows_and_refuses_longer_cleanly(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
-    database = tmp_path / "site.db"
-    sqlite3.connect(database).close()
-    settings = {
-        **production(tmp_path),
-        "DATABASE_URL": f"sqlite:///{database}",
-        "CELERY_BROKER_URL": "memory://",
-        "WEB_CONCURRENCY": "1",
-    }
-    port = closed_port()
-    process, log = gunicorn(tmp_path, environment(tmp_path, **settings), port, started)
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            get(f"http://127.0.0.1:{port}/healthz")
-            break
-        except OSError:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    process, _log, port, _first = serving_on_sqlite(tmp_path, started, {})
     # Heroku's router passes request lines of up to 8,192 bytes, CRLF included.
     fixed = len("GET /healthz?q= HTTP/1.1\r\n")
     longest = f"/healthz?q={'x' * (8192 - fixed)}"
