@@ -310,10 +310,20 @@ def user_for_session(session: DbSession, session_id: str) -> User | None:
     return user
 
 
-def staff(session: DbSession) -> list[User]:
-    """Every staff account, most senior first."""
+def staff(session: DbSession, *, actor: Actor) -> list[User]:
+    """Every staff account, most senior first, for a staff manager; raises Forbidden."""
+    require(actor, Action.MANAGE_STAFF)
     users = list(session.scalars(select(User).order_by(User.name, User.id)))
     return sorted(users, key=lambda u: -u.role.rank)
+
+
+def staff_account(session: DbSession, user_id: int, *, actor: Actor) -> User:
+    """One staff account, for a staff manager; raises Forbidden or NotFound."""
+    require(actor, Action.MANAGE_STAFF)
+    member = session.get(User, user_id)
+    if member is None:
+        raise NotFound(f"there is no staff member {user_id}")
+    return member
 
 
 def change_role(session: DbSession, user: User, role: Role | str, *, actor: Actor) -> User:

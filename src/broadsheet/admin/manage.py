@@ -12,14 +12,14 @@ from wtforms.fields import SelectChoice
 
 from broadsheet.accounts import services as accounts
 from broadsheet.accounts.models import Role, User
-from broadsheet.accounts.permissions import Action, can, can_give_role, require
+from broadsheet.accounts.permissions import Action, can, can_give_role
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor, page, show_error
 from broadsheet.admin.forms import ButtonForm, MergeForm, RoleForm, SettingsForm, StaffForm, TagForm
 from broadsheet.content import tags as tag_services
 from broadsheet.errors import DomainError, NotFound
 from broadsheet.extensions import db, utcnow
-from broadsheet.settings.services import site_settings, update_site_settings
+from broadsheet.settings.services import editable_site_settings, update_site_settings
 
 
 @bp.errorhandler(DomainError)
@@ -85,7 +85,7 @@ def merge_tag(tag_id: int) -> ResponseReturnValue:
 @bp.route("/staff/", methods=["GET", "POST"])
 def staff() -> ResponseReturnValue:
     user = actor()
-    require(user, Action.MANAGE_STAFF)
+    members = accounts.staff(db.session, actor=user)
     form = StaffForm()
     if form.validate_on_submit():
         try:
@@ -106,7 +106,7 @@ def staff() -> ResponseReturnValue:
             return redirect(url_for("admin.staff"))
     status = 422 if form.is_submitted() else 200
     return page(
-        "staff.html", status, staff=accounts.staff(db.session), form=form,
+        "staff.html", status, staff=members, form=form,
         failed_emails=accounts.failed_emails(db.session, actor=user),
     )  # fmt: skip
 
@@ -121,8 +121,7 @@ def _staff_member(user_id: int) -> User:
 @bp.route("/staff/<int:user_id>/", methods=["GET", "POST"])
 def staff_member(user_id: int) -> ResponseReturnValue:
     user = actor()
-    require(user, Action.MANAGE_STAFF)
-    member = _staff_member(user_id)
+    member = accounts.staff_account(db.session, user_id, actor=user)
     form = RoleForm(data={"role": member.role.value})
     if form.validate_on_submit():
         try:
@@ -180,8 +179,7 @@ def transfer_ownership(user_id: int) -> ResponseReturnValue:
 @bp.route("/settings/", methods=["GET", "POST"])
 def settings() -> ResponseReturnValue:
     user = actor()
-    require(user, Action.MANAGE_SETTINGS)
-    current = site_settings(db.session)
+    current = editable_site_settings(db.session, actor=user)
     form = SettingsForm(data=asdict(current))
     if form.validate_on_submit():
         try:

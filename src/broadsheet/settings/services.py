@@ -65,6 +65,13 @@ def check_timezone(name: str) -> str | None:
     return None
 
 
+def editable_site_settings(session: DbSession, *, actor: Actor) -> SiteSettings:
+    """The site's settings as the admin's form shows them, for whoever may change them;
+    raises Forbidden."""
+    require(actor, Action.MANAGE_SETTINGS)
+    return site_settings(session)
+
+
 def update_site_settings(
     session: DbSession,
     *,
