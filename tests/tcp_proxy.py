@@ -53,6 +53,10 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and drop the open ones, as a stopped server would."""
         self._running = False
+        # shutdown() wakes the thread blocked in accept(); close() alone leaves it waiting,
+        # and the next connection would still be let through.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:

@@ -12,6 +12,7 @@ from typing import Any
 from celery import Task, shared_task
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from broadsheet.extensions import db, mail, utcnow
 from broadsheet.newsletter import delivery, sending
@@ -21,6 +22,10 @@ from broadsheet.newsletter.models import Subscriber, SubscriberStatus
 from broadsheet.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
+# What a reader's email waits out: the SMTP server (OSError) or the database (restarting,
+# failing over) being away for a moment.  Nothing else records these emails, so a task
+# that gave up at once would lose them.
+TRANSIENT = (OSError, OperationalError)
 
 
 @shared_task(name="broadsheet.send_batch", bind=True)
@@ -115,7 +120,7 @@ def _notes(subscriber_ids: list[int], kind: str) -> int:
 
 @shared_task(
     name="broadsheet.send_subscriber_email",
-    autoretry_for=(OSError,),
+    autoretry_for=TRANSIENT,
     retry_backoff=5,
     max_retries=5,
 )
@@ -128,7 +133,7 @@ def send_subscriber_email(subscriber_id: int, kind: str) -> int:
     return _notes([subscriber_id], kind)
 
 
-@shared_task(name="broadsheet.send_confirmations", autoretry_for=(OSError,), retry_backoff=5,
+@shared_task(name="broadsheet.send_confirmations", autoretry_for=TRANSIENT, retry_backoff=5,
              max_retries=5)  # fmt: skip
 def send_confirmations(subscriber_ids: list[int]) -> int:
     """Confirmation emails for imported subscribers still pending, over one connection."""
