@@ -351,13 +351,15 @@ class Memory:
     pss_mb: float
     rss_mb: float
     processes: int
+    each_pss_mb: tuple[float, ...] = ()  # the root first, then its children
 
 
 def tree_memory(root: int) -> Memory:
     sizes = [memory_kb(pid) for pid in process_tree(root)]
     return Memory(
-        sum(pss for _, pss in sizes) / 1024, sum(rss for rss, _ in sizes) / 1024, len(sizes)
-    )
+        sum(pss for _, pss in sizes) / 1024, sum(rss for rss, _ in sizes) / 1024, len(sizes),
+        tuple(pss / 1024 for _, pss in sizes),
+    )  # fmt: skip
 
 
 # Traffic ------------------------------------------------------------------------------------
@@ -599,7 +601,11 @@ def read_urls(database: str) -> list[str]:
         pages = column("SELECT slug FROM posts WHERE kind = 'page' AND status = 'published'")
         ids = column("SELECT id FROM posts WHERE kind = 'post' AND status = 'published' "
                      "ORDER BY random() LIMIT 100")  # fmt: skip
-        tags = column("SELECT slug FROM tags WHERE name NOT LIKE '#%' ORDER BY random() LIMIT 80")
+        tags = connection.execute(
+            "SELECT t.slug, count(pt.post_id) FROM tags t LEFT JOIN post_tags pt "
+            "ON pt.tag_id = t.id AND pt.published_at IS NOT NULL WHERE t.name NOT LIKE '#%' "
+            "GROUP BY t.slug ORDER BY random() LIMIT 80"
+        ).fetchall()
         authors = column("SELECT slug FROM users WHERE slug IS NOT NULL")
         years = column("SELECT DISTINCT extract(year FROM published_at)::int FROM posts "
                        "WHERE status = 'published' LIMIT 5")  # fmt: skip
@@ -610,9 +616,11 @@ def read_urls(database: str) -> list[str]:
     urls += [f"/{slug}/" for slug in posts + pages]
     urls += [f"/api/v1/posts/slug/{slug}/" for slug in posts[:100]]
     urls += [f"/api/v1/posts/{post_id}/" for post_id in ids]
-    for slug in tags:
-        urls += [f"/tag/{slug}/", f"/tag/{slug}/page/2/", f"/tag/{slug}/feed/",
-                 f"/api/v1/tags/{slug}/", f"/api/v1/posts/?tag={slug}"]  # fmt: skip
+    for slug, count in tags:
+        urls += [f"/tag/{slug}/", f"/tag/{slug}/feed/", f"/api/v1/tags/{slug}/",
+                 f"/api/v1/posts/?tag={slug}"]  # fmt: skip
+        if count > 40:  # a second page for sure
+            urls.append(f"/tag/{slug}/page/2/")
     for slug in authors:
         urls += [f"/author/{slug}/", f"/author/{slug}/feed/", f"/api/v1/authors/{slug}/"]
     urls += [f"/{year}/" for year in years]
@@ -682,6 +690,8 @@ class Result:
     notes: list[str]
     versions: list[str]
     killed: int  # worker pool processes ended mid-task (each may send one message twice)
+    unqueued: int = 0  # tasks the web could not hand to the broker
+    confirm_failures: int = 0  # confirmation tasks that raised and were not retried
 
 
 def soak(minutes: float, keep: Path | None) -> Result:
@@ -814,6 +824,10 @@ def soak(minutes: float, keep: Path | None) -> Result:
             published_at=published_at, send=send, send_finished=finished, expected=expected,
             mail=read_mail(mail_log), post_id=post_id, subscribed=dict(traffic.subscribed),
             notes=traffic.notes, versions=versions, killed=killed,
+            unqueued=(folder / "web.log").read_text(errors="replace").count("could not enqueue"),
+            confirm_failures=len(re.findall(
+                r"send_(?:subscriber_email|confirmations)\[[^]]*\] raised unexpected",
+                (folder / "worker.log").read_text(errors="replace"))),
         )  # fmt: skip
     raise AssertionError("unreachable")
 
@@ -901,7 +915,8 @@ def report(result: Result) -> list[str]:
         inside = [h for h in server_errors if during(h) == outage.service]
         unanswered = [h for h in hits if h.status == 0 and during(h) == outage.service]
         lines.append(
-            f"| {outage.service} down ({outage.back_at - outage.stopped_at:.0f} s, "
+            f"| {outage.service} down ({outage.back_at - outage.stopped_at:.0f} s from "
+            f"+{outage.stopped_at - (hits[0].at if hits else 0):.0f} s, "
             f"{'during' if outage.sending else 'not during'} the send): 5xx / no answer "
             f"inside the window (/readyz aside) | {len(inside)} / {len(unanswered)} | | |"
         )
@@ -950,17 +965,27 @@ def report(result: Result) -> list[str]:
     ]  # fmt: skip
     confirmations = {m.recipient for m in result.mail if "soak-reader-" in m.recipient}
     lost = sorted(a for a in result.subscribed if a not in confirmations)
-    lost_in = Counter(
-        next((o.service for o in outages if o.stopped_at - 1 <= result.subscribed[a]
-              <= o.back_at + 1), "outside")
-        for a in lost
-    )  # fmt: skip
+    start = hits[0].at if hits else 0.0
     lines += [
         "",
         f"Subscribes answered 200/202: {len(result.subscribed)}; confirmation emails received "
-        f"for {len(result.subscribed) - len(lost)}; none for {len(lost)} "
-        + (f"({', '.join(f'{k}: {v}' for k, v in sorted(lost_in.items()))})" if lost else "")
-        + ". (A confirmation enqueued while the broker is down is not retried by the sweeper.)",
+        f"for {len(result.subscribed) - len(lost)}; none for {len(lost)}"
+        + (
+            " (answered at +"
+            + ", +".join(f"{result.subscribed[a] - start:.0f}" for a in lost)
+            + " s)"
+            if lost
+            else ""
+        )
+        + f". The web logged {result.unqueued} task(s) it could not enqueue (broker away; "
+        f"nothing re-sends a confirmation), the worker {result.confirm_failures} confirmation "
+        "task(s) that failed for good.",
+        "Memory per process, PSS MB, root first, at the fifth → at the end: "
+        + "; ".join(
+            f"{name} {', '.join(f'{v:.0f}' for v in first.each_pss_mb)} → "
+            f"{', '.join(f'{v:.0f}' for v in last.each_pss_mb)}"
+            for name, (first, last) in result.memory.items()
+        ),
         f"Requests with no answer outside the outage windows: {len(unanswered_outside)}.",
         "",
         "Outage windows run from the stop being asked for to the start returning (the service "
