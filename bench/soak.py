@@ -1032,6 +1032,7 @@ def main() -> None:
             "run as root: the private servers start as the postgres and rabbitmq users"
         )
     # Ctrl-C and SIGTERM unwind through the ExitStack, which stops everything started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = soak(args.minutes, args.keep)
     if args.keep:
