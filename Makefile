@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install lock bench checkers
+.PHONY: run test lint install lock bench checkers soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,9 @@ test: lint checkers
 # compare page cache stores).
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/run_bench.py
+
+# Ten minutes (--minutes) of mixed traffic on a PostgreSQL cluster and a RabbitMQ node of its
+# own (never the machine's shared ones), each restarted once, with a 20,000-recipient send
+# into an SMTP sink; writes bench/results/soak-<date>.md.  Needs root and both servers' packages.
+soak: $(VENV)/.test-installed
+	$(BIN)/python bench/soak.py $(if $(MINUTES),--minutes $(MINUTES))

@@ -504,3 +504,31 @@ def test_rabbitmq_lost_and_back_mid_send_delivers_everything(stack: Stack, make_
         road.cut()
     _assert_promise_kept(stack, emails, killed=1)
     assert _counts(send.id) == {DeliveryStatus.SENT: total}
+
+
+@production_stack
+def test_a_confirmation_queued_while_postgresql_restarts_still_goes_out(stack: Stack) -> None:
+    """A reader subscribes just before PostgreSQL restarts (`make soak` restarts it under
+    traffic): the worker takes the confirmation task while the database is away, and the
+    email still goes once the database is back.  The worker's road to PostgreSQL is cut and
+    reopened on the same address; the shared server itself is not restarted."""
+    from broadsheet.newsletter import services as newsletter
+
+    database = urlsplit(stack.database_url)
+    target = (database.hostname or "127.0.0.1", database.port or 5432)
+    road = TcpProxy(*target)
+    port = road.port
+    via_road = stack.database_url.replace(f":{target[1]}/", f":{port}/", 1)
+    try:
+        with stack.worker(env={"DATABASE_URL": via_road}) as worker:
+            road.cut()
+            newsletter.subscribe(db.session, email="new.reader@example.com", now=NOW)
+            db.session.commit()  # the confirmation task is enqueued after this commit
+            assert wait_until(lambda: "OperationalError" in worker.output, timeout=30), (
+                worker.output[-3000:]
+            )
+            road = TcpProxy(*target, port=port)
+            assert wait_until(lambda: stack.smtp.count() == 1, timeout=90), worker.output[-3000:]
+    finally:
+        road.cut()
+    assert list(stack.smtp.recipients()) == ["new.reader@example.com"]

@@ -23,6 +23,9 @@ from broadsheet.outbox.tasks import run_email_task
 from broadsheet.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
+# What a reader's email waits out: the SMTP server (OSError) or the database (restarting,
+# failing over) being away for a moment.  Nothing else records these emails, so a task
+# that gave up at once would lose them.
 
 
 @shared_task(name="broadsheet.send_batch", bind=True)
