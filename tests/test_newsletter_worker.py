@@ -532,3 +532,33 @@ def test_a_confirmation_queued_while_postgresql_restarts_still_goes_out(stack: S
     finally:
         road.cut()
     assert list(stack.smtp.recipients()) == ["new.reader@example.com"]
+
+
+@production_stack
+def test_a_send_that_meets_postgresql_away_goes_on_when_it_is_back_without_the_sweeper(
+    stack: Stack, make_post: Any
+) -> None:
+    """`make soak` restarts PostgreSQL mid-send: the worker's tasks that find it away try again
+    every few seconds, so the send goes on within seconds of its return, not after the
+    sweeper's two-minute lease (no sweeper runs here)."""
+    emails = _subscribers(20)
+    database = urlsplit(stack.database_url)
+    target = (database.hostname or "127.0.0.1", database.port or 5432)
+    road = TcpProxy(*target)
+    port = road.port
+    via_road = stack.database_url.replace(f":{target[1]}/", f":{port}/", 1)
+    try:
+        with stack.worker(env={"DATABASE_URL": via_road}) as worker:
+            road.cut()
+            send = _publish(make_post)  # the web reaches the database; the worker does not
+            assert wait_until(lambda: "OperationalError" in worker.output, timeout=30), (
+                worker.output[-3000:]
+            )
+            road = TcpProxy(*target, port=port)
+            assert wait_until(lambda: _all_sent(stack, send.id, 20), timeout=60), worker.output[
+                -3000:
+            ]
+    finally:
+        road.cut()
+    assert sorted(stack.smtp.recipients()) == emails
+    assert set(stack.smtp.recipients().values()) == {1}

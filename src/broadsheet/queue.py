@@ -30,6 +30,7 @@ from flask import Flask, current_app
 from kombu import transport as kombu_transport
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadsheet.extensions import DbSession, db
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 PENDING_KEY = "broadsheet.pending_tasks"
 # A publish that cannot reach the broker gives up quickly: the request has
 # already committed, and the sweeper on the beat picks the work up later.
+# A task that finds the database away (a restart takes seconds) tries again every 5 s for two
+# minutes, rather than waiting for a sweeper's lease to run out; after that its work, still
+# recorded in the database, is the sweepers'.  Pass as ``@shared_task(..., **WAIT_FOR_DATABASE)``.
+WAIT_FOR_DATABASE: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_kwargs": {"countdown": 5, "max_retries": 24},
+    "retry_jitter": False,
+}
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 

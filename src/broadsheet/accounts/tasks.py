@@ -13,6 +13,7 @@ from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.extensions import db
 from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.tasks import run_email_task
+from broadsheet.queue import WAIT_FOR_DATABASE
 from broadsheet.urls import absolute_url
 
 
@@ -36,7 +37,7 @@ def compose_password_reset(email: OutboxEmail) -> EmailMessage | None:
     return EmailMessage(subject="Reset your password", body=body, to=[user.email])
 
 
-@shared_task(name="broadsheet.send_password_reset", bind=True)
+@shared_task(name="broadsheet.send_password_reset", bind=True, **WAIT_FOR_DATABASE)
 def send_password_reset(self: Task[Any, Any], email_ids: list[int]) -> int:
     """Send the reset links recorded in the outbox as ``email_ids``; returns how many went.
 

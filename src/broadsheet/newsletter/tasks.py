@@ -20,7 +20,7 @@ from broadsheet.newsletter.mailers import mailer_for
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
 from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.tasks import run_email_task
-from broadsheet.queue import enqueue_after_commit
+from broadsheet.queue import WAIT_FOR_DATABASE, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 # What a reader's email waits out: the SMTP server (OSError) or the database (restarting,
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # that gave up at once would lose them.
 
 
-@shared_task(name="broadsheet.send_batch", bind=True)
+@shared_task(name="broadsheet.send_batch", bind=True, **WAIT_FOR_DATABASE)
 def send_batch(self: Task[Any, Any], send_id: int, first_id: int, last_id: int) -> dict[str, Any]:
     """Send the due deliveries of ``send_id`` with ids in [first_id, last_id]; see run_batch.
 
@@ -72,7 +72,7 @@ def publish_due_posts() -> int:
     return len(published)
 
 
-@shared_task(name="broadsheet.dispatch_send")
+@shared_task(name="broadsheet.dispatch_send", **WAIT_FOR_DATABASE)
 def dispatch_send(send_id: int) -> int:
     """Queue the batches of a send that was just frozen; returns how many."""
     ranges = sweeper.dispatch(
@@ -82,7 +82,7 @@ def dispatch_send(send_id: int) -> int:
     return len(ranges)
 
 
-@shared_task(name="broadsheet.list_recipients")
+@shared_task(name="broadsheet.list_recipients", **WAIT_FOR_DATABASE)
 def list_recipients(send_id: int) -> int:
     """Write the next step of a send's delivery rows and queue their batches; then the step
     after it, as a task of its own, while more remain.  Returns how many rows it wrote."""
@@ -127,7 +127,7 @@ def compose_subscriber_note(email: OutboxEmail) -> EmailMessage | None:
     )
 
 
-@shared_task(name="broadsheet.send_subscriber_email", bind=True)
+@shared_task(name="broadsheet.send_subscriber_email", bind=True, **WAIT_FOR_DATABASE)
 def send_subscriber_email(self: Task[Any, Any], email_ids: list[int]) -> int:
     """Send the subscriber notes recorded in the outbox as ``email_ids``, over one connection.
 

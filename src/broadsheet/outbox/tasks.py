@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from flask import current_app
-from sqlalchemy.exc import OperationalError
 
 from broadsheet.extensions import db, mail, utcnow
 from broadsheet.outbox import services
@@ -17,33 +15,23 @@ from broadsheet.outbox.services import Composer
 
 log = logging.getLogger(__name__)
 SWEEP_GRACE = timedelta(seconds=60)  # a message this late in the queue counts as lost
-# A database restart takes seconds: try again every 5 s for two minutes.
-DATABASE_RETRY_SECONDS = 5
-DATABASE_RETRIES = 24
 
 
 def run_email_task(task: Task[Any, Any], email_ids: list[int], compose: Composer) -> int:
     """The body of every email task: send what is due, queue each retry for when it is due.
 
-    Returns how many messages went.  While the database is away (a restart), the task
-    tries again every few seconds for a while; after that the rows, still pending, are the
-    sweeper's.
+    Returns how many messages went.  Email tasks are declared with
+    ``queue.WAIT_FOR_DATABASE``: while the database is away they try again every few
+    seconds; after that the rows, still pending, are the sweeper's.
     """
-    try:
-        outcome = services.deliver(
-            db.session,
-            email_ids,
-            compose=compose,
-            connection=mail.get_connection(fail_silently=False),
-            delays=current_app.config["EMAIL_RETRY_DELAYS"],
-            clock=utcnow,
-        )
-    except OperationalError as error:
-        with contextlib.suppress(Exception):
-            db.session.rollback()
-        raise task.retry(
-            exc=error, countdown=DATABASE_RETRY_SECONDS, max_retries=DATABASE_RETRIES
-        ) from error
+    outcome = services.deliver(
+        db.session,
+        email_ids,
+        compose=compose,
+        connection=mail.get_connection(fail_silently=False),
+        delays=current_app.config["EMAIL_RETRY_DELAYS"],
+        clock=utcnow,
+    )
     for when, ids in outcome.retry.items():
         try:
             task.apply_async((ids,), countdown=max(0.0, (when - utcnow()).total_seconds()))
