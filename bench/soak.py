@@ -980,8 +980,8 @@ def report(result: Result) -> list[str]:
             else ""
         )
         + f". The web logged {result.unqueued} task(s) it could not enqueue (broker away; "
-        f"nothing re-sends a confirmation), the worker {result.confirm_failures} confirmation "
-        "task(s) that failed for good.",
+        "a confirmation's outbox row stays pending and the outbox sweeper sends it), the "
+        f"worker {result.confirm_failures} confirmation task(s) that failed for good.",
         "Memory per process, PSS MB, root first, at the fifth → at the end: "
         + "; ".join(
             f"{name} {', '.join(f'{v:.0f}' for v in first.each_pss_mb)} → "

@@ -1,8 +1,12 @@
-"""The site's error pages (404 and 500) for every blueprint; problem details under /api/."""
+"""The site's error pages (404, 500, and 503 while the database is away) for every blueprint;
+problem details under /api/."""
 
 from __future__ import annotations
 
+import contextlib
+
 from flask import Response, current_app, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
@@ -15,6 +19,7 @@ from broadsheet.site.theme import current_settings, site_feeds
 from broadsheet.site.views import bp
 
 NOT_FOUND_MAX_AGE = 60
+RETRY_AFTER_SECONDS = 15
 
 
 def _is_api() -> bool:
@@ -46,21 +51,38 @@ def not_found(error: NotFound | HTTPNotFound) -> Response:
 @bp.app_errorhandler(500)
 def server_error(error: HTTPException) -> Response:
     """Say sorry and nothing else: no exception text, no stack, no database access."""
-    db.session.rollback()
+    return _sorry(500)
+
+
+@bp.app_errorhandler(OperationalError)
+def database_away(error: OperationalError) -> Response:
+    """The database is away (a restart, a failover): 503 with Retry-After, not a 500.
+
+    Readers and clients are told to come back shortly; the log gets the error's kind.
+    """
+    current_app.logger.warning("the database is unavailable: %s", type(error.orig).__name__)
+    response = _sorry(503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _sorry(status: int) -> Response:
+    with contextlib.suppress(Exception):  # with the database away, even a rollback can fail
+        db.session.rollback()
     if _is_api():
-        response = problem(500)
+        response = problem(status)
     else:
         head = Head(
-            title="Something went wrong",
+            title="Something went wrong" if status == 500 else "Back in a moment",
             description="The server could not show this page.",
             canonical="",
             noindex=True,
         )
         try:
-            body = render_template("site/500.html", head=head, nav_pages=[])
+            body = render_template("site/500.html", head=head, nav_pages=[], status=status)
         except Exception:  # a broken override of the template must not hide the apology
-            current_app.logger.exception("the 500 page could not be rendered")
+            current_app.logger.exception("the error page could not be rendered")
             body = "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
-        response = Response(body, 500, mimetype="text/html")
+        response = Response(body, status, mimetype="text/html")
     response.cache_control.no_store = True
     return response
