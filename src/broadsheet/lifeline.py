@@ -8,7 +8,9 @@ command, so no extra process stays.  Elsewhere it stays as a small watcher:
 it starts the command, checks once a second whether its own parent is still
 there, and if not ends the command with SIGTERM (SIGKILL ten seconds later).
 A ``preexec_fn`` could make the same request, but it is unsafe in a process
-with threads, as the runner is.
+with threads, as the runner is.  Linux sends the signal when the *thread* that
+started the child ends, so the runner starts its worker only from threads that
+live as long as it does (its main thread, and the thread that restarts a worker).
 """
 
 from __future__ import annotations
