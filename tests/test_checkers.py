@@ -315,6 +315,7 @@ def test_every_page_passes_the_html_checker_and_axe(
     checked.check("editor-refused", page, navigation.value.text())
     visit("editor-edit", f"/admin/posts/{ids['draft']}/")
     visit("revisions", f"/admin/posts/{ids['draft']}/revisions/")
+    visit("email-preview", f"/admin/posts/{ids['draft']}/email/")
     visit("revision-compare", f"/admin/posts/{ids['draft']}/revisions/{ids['revision']}/")
     visit("tags", "/admin/tags/")
     visit("tag-edit", f"/admin/tags/{ids['tag']}/")

@@ -54,6 +54,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             FileSystemLoader(str(instance / "templates")),
             app.jinja_loader,  # type: ignore[list-item]
             PackageLoader("broadsheet.newsletter", "templates"),
+            PackageLoader("broadsheet.accounts", "templates"),
+            PackageLoader("broadsheet", "templates"),  # email/layout.html, every email's
         ]
     )
 

@@ -11,6 +11,7 @@ from flask_mailman import EmailMessage
 from broadsheet.accounts.models import User
 from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.extensions import db
+from broadsheet.mail_layout import html_email, render_email
 from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.tasks import run_email_task
 from broadsheet.queue import WAIT_FOR_DATABASE
@@ -26,15 +27,14 @@ def compose_password_reset(email: OutboxEmail) -> EmailMessage | None:
     minutes = config["PASSWORD_RESET_MAX_AGE"] // 60
     token = password_reset_token(user, secret_key=config["SECRET_KEY"])
     link = absolute_url("admin.password_reset", token=token)  # the admin's page, by endpoint
-    body = (
-        f"Hello {user.name},\n\n"
-        "Someone (we hope you) asked to reset your Broadsheet password. Follow this link "
-        f"within {minutes} minutes to choose a new one:\n\n"
-        f"{link}\n\n"
-        "The link works once. If you did not ask for it, ignore this email: your password "
-        "stays as it is.\n"
+    html = render_email(
+        "accounts/email/password_reset.html",
+        name=user.name, minutes=minutes, link=link,
+        site_title="Broadsheet", site_url=config["SITE_URL"],
+    )  # fmt: skip
+    return html_email(
+        subject="Reset your password", html=html, base=config["SITE_URL"] + "/", to=[user.email]
     )
-    return EmailMessage(subject="Reset your password", body=body, to=[user.email])
 
 
 @shared_task(name="broadsheet.send_password_reset", bind=True, **WAIT_FOR_DATABASE)

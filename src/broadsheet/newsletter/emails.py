@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parseaddr
+from email.utils import make_msgid, parseaddr
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import render_template
-from flask_mailman import EmailMessage, EmailMultiAlternatives
+from flask_mailman import EmailMultiAlternatives
 from markupsafe import Markup
 
 from broadsheet.content.models import Post, with_links
 from broadsheet.extensions import DbSession
+from broadsheet.mail_layout import html_email, render_email
 from broadsheet.newsletter.tokens import Purpose, make_token
 from broadsheet.settings.services import site_settings
 from broadsheet.urls import absolute_url
+
+PREVIEW_TOKEN = "preview"  # noqa: S105 (not a secret: the token no subscriber has)
 
 
 def site_host(site_url: str) -> str:
@@ -78,8 +80,27 @@ class NewsletterComposer:
         self.post_url = absolute_url("site.post", slug=post.slug)
         self.body_html = Markup(post.html)  # noqa: S704 (rendered and sanitised when saved)
 
-    def compose(self, subscriber_id: int, email: str) -> EmailMessage:
+    def compose(self, subscriber_id: int, email: str) -> EmailMultiAlternatives:
         links = subscriber_links(self.config, subscriber_id, email)
+        return self._message(
+            email, links, message_id(self.post.id, subscriber_id, self.config["SITE_URL"])
+        )
+
+    def compose_preview(self, email: str) -> EmailMultiAlternatives:
+        """The email as a subscriber gets it, to ``email``, with links that change nothing.
+
+        The unsubscribe and preferences links carry the token ``preview``, which
+        no subscriber has: following one shows the page's "link not valid" note.
+        """
+        host = site_host(self.config["SITE_URL"])
+        links = Links(
+            unsubscribe=absolute_url("newsletter.unsubscribe", token=PREVIEW_TOKEN),
+            preferences=absolute_url("newsletter.preferences", token=PREVIEW_TOKEN),
+            mailto=f"mailto:{parseaddr(self.config['MAIL_DEFAULT_SENDER'])[1]}",
+        )
+        return self._message(email, links, make_msgid(f"post-{self.post.id}.preview", host))
+
+    def _message(self, email: str, links: Links, msgid: str) -> EmailMultiAlternatives:
         context = {
             "post": self.post,
             "post_url": self.post_url,
@@ -88,27 +109,24 @@ class NewsletterComposer:
             "site_url": self.config["SITE_URL"],
             "links": links,
         }
-        message = EmailMultiAlternatives(
+        return html_email(
             subject=self.post.title,
-            body=render_template("newsletter/email/post.txt", **context),
+            html=render_email("newsletter/email/post.html", **context),
+            base=self.post_url,
             from_email=self.config["MAIL_DEFAULT_SENDER"],
             to=[email],
             headers={
-                "Message-ID": message_id(self.post.id, subscriber_id, self.config["SITE_URL"]),
+                "Message-ID": msgid,
                 "List-Unsubscribe": f"<{links.unsubscribe}>, <{links.mailto}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
                 "List-Id": f"{self.site_title} <newsletter.{site_host(self.config['SITE_URL'])}>",
             },
         )
-        message.attach_alternative(
-            render_template("newsletter/email/post.html", **context), "text/html"
-        )
-        return message
 
 
 def subscriber_note(
     config: Mapping[str, Any], session: DbSession, subscriber_id: int, email: str, kind: str
-) -> EmailMessage:
+) -> EmailMultiAlternatives:
     """The confirmation email ("confirm") or the already-subscribed note ("already")."""
     secret, site = config["SECRET_KEY"], config["SITE_URL"]
     links = subscriber_links(config, subscriber_id, email)
@@ -124,9 +142,10 @@ def subscriber_note(
         "confirm": f"Confirm your subscription to {context['site_title']}",
         "already": f"You are already subscribed to {context['site_title']}",
     }
-    return EmailMessage(
+    return html_email(
         subject=subjects[kind],
-        body=render_template(f"newsletter/email/{kind}.txt", **context),
+        html=render_email(f"newsletter/email/{kind}.html", **context),
+        base=site + "/",
         from_email=config["MAIL_DEFAULT_SENDER"],
         to=[email],
     )

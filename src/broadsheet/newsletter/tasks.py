@@ -15,9 +15,10 @@ from flask_mailman import EmailMessage
 
 from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import delivery, sending, sweeper
-from broadsheet.newsletter.emails import subscriber_note
+from broadsheet.newsletter.emails import NewsletterComposer, subscriber_note
 from broadsheet.newsletter.mailers import mailer_for
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
+from broadsheet.newsletter.previews import TEST_EMAIL_TASK
 from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.tasks import run_email_task
 from broadsheet.queue import WAIT_FOR_DATABASE, enqueue_after_commit
@@ -134,3 +135,18 @@ def send_subscriber_email(self: Task[Any, Any], email_ids: list[int]) -> int:
     Returns how many went.  Sending twice is harmless: each confirmation link works.
     """
     return run_email_task(self, email_ids, compose_subscriber_note)
+
+
+def compose_test_email(email: OutboxEmail) -> EmailMessage | None:
+    """The post's email as a subscriber gets it, to the staff address recorded; None if gone."""
+    try:
+        composer = NewsletterComposer(db.session, email.ref_id, current_app.config)
+    except LookupError:
+        return None
+    return composer.compose_preview(email.recipient)
+
+
+@shared_task(name=TEST_EMAIL_TASK, bind=True, **WAIT_FOR_DATABASE)
+def send_test_email(self: Task[Any, Any], email_ids: list[int]) -> int:
+    """Send the test emails recorded in the outbox as ``email_ids``; returns how many went."""
+    return run_email_task(self, email_ids, compose_test_email)
