@@ -248,7 +248,9 @@ def test_an_editor_publishes_with_email_or_without(
     quiet = _post("Quiet one")
     assert quiet.status is PostStatus.PUBLISHED
     assert send_for_post(db.session, quiet.id) is None
-    review = post_form(client, "/admin/posts/new", _fields(title="Loud one", action="publish_email"))
+    review = post_form(
+        client, "/admin/posts/new", _fields(title="Loud one", action="publish_email")
+    )
     loud = _post("Loud one")
     assert loud.status is PostStatus.DRAFT  # saved, and nothing sent before the review
     assert send_for_post(db.session, loud.id) is None
