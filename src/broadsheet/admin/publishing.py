@@ -16,7 +16,7 @@ from markupsafe import Markup
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor, page, show_error
 from broadsheet.admin.forms import ButtonForm
-from broadsheet.errors import DomainError
+from broadsheet.errors import Conflict, Invalid
 from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import publishing
 from broadsheet.settings.services import site_settings
@@ -58,7 +58,7 @@ def review_publish(post_id: int) -> ResponseReturnValue:
     version = request.args.get("version", type=int)
     try:
         review = publishing.review_publish(db.session, post_id, actor=actor(), now=utcnow(), at=at)
-    except DomainError as error:
+    except (Conflict, Invalid) as error:  # Forbidden and NotFound answer 403 and 404
         show_error(error)
         return redirect(url_for("admin.edit_post", post_id=post_id))
     settings = site_settings(db.session)
@@ -92,7 +92,7 @@ def confirm_publish(post_id: int) -> ResponseReturnValue:
         )
         send_id, recipients = (send.id, send.recipients) if send is not None else (None, 0)
         db.session.commit()
-    except DomainError as error:
+    except (Conflict, Invalid) as error:
         show_error(error)
         return redirect(url_for("admin.edit_post", post_id=post_id))
     if at is None:
