@@ -67,7 +67,8 @@ def _deliver(app: Flask, send_id: int, smtp: Recorder) -> None:
 def _confirm_data(page: str) -> dict[str, str]:
     version = re.search(r'name="version" value="(\d+)"', page)
     at = re.search(r'name="at" value="([^"]*)"', page)
-    assert version and at, page
+    assert version, page
+    assert at, page
     return {"csrf_token": csrf_token(page), "version": version.group(1), "at": at.group(1)}
 
 
@@ -201,7 +202,8 @@ def test_the_admin_api_says_how_many_it_mails(app: Flask, make_user: Any, make_p
     assert published.status_code == 200, published.text
     assert published.json["recipients"] == 3
     send = sending.send_for_post(db.session, post_id)
-    assert send is not None and send.recipients == 3
+    assert send is not None
+    assert send.recipients == 3
     again = client.post(
         f"/api/v1/admin/posts/{post_id}/publish/", json={"email": True}, headers=headers
     )
@@ -219,7 +221,8 @@ def test_the_send_page_says_who_was_left_out_and_why(
     post = make_post("Tagged", status=PostStatus.DRAFT, tags=["Python", "Flask"])
     send = sending.publish_with_email(db.session, post, actor=OPERATOR, now=utcnow())
     db.session.commit()
-    assert send is not None and send.recipients == 3
+    assert send is not None
+    assert send.recipients == 3
     # Two listed readers leave before their copies go.
     for email in ("all-2@example.com", "py@example.com"):
         reader = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
