@@ -238,3 +238,15 @@ def test_the_send_page_says_who_was_left_out_and_why(
     assert "3 confirmed subscribers follow only other tags" in page
     assert "2 subscribers unsubscribed after the publish and were skipped" in page
     assert "1 subscriber had not confirmed their address" in page
+
+
+def test_the_openapi_document_names_the_recipients_of_publish_and_schedule(
+    client: FlaskClient,
+) -> None:
+    document = client.get("/api/openapi.json").get_json()
+    for action in ["publish", "schedule"]:
+        operation = document["paths"][f"/api/v1/admin/posts/{{post_id}}/{action}/"]["post"]
+        ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        body = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert "recipients" in body["required"]
+        assert "how many subscribers" in body["properties"]["recipients"]["description"]
