@@ -148,7 +148,8 @@ def _apply(
     is published or mailed before that)."""
     if action == "publish_email" or (action == "schedule" and request.form.get("email_on_publish")):
         at = _publish_at(form, settings) if action == "schedule" else None
-        publishing.review_publish(db.session, post.id, actor=user, now=now, at=at)  # may it?
+        # Refused here, on the form, what the review would refuse (a contributor, a past time).
+        publishing.review_publish(db.session, post.id, actor=user, now=now, at=at)
         return review_url(post.id, post.version, at)
     if action == "publish":
         content.publish_post(db.session, post, actor=user, now=now)
