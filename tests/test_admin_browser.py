@@ -85,9 +85,12 @@ def test_an_author_writes_previews_and_schedules_a_post_that_the_scheduler_publi
     expect(preview.locator("strong")).to_have_text("public")
 
     # The site's time zone is UTC here, so the wall-clock time typed is the UTC time.
-    at = (utcnow() + timedelta(seconds=4)).replace(microsecond=0)
+    at = (utcnow() + timedelta(seconds=8)).replace(microsecond=0)  # time for the review
     page.get_by_label("Publish at").fill(at.strftime("%Y-%m-%dT%H:%M:%S"))
     page.get_by_role("button", name="Schedule", exact=True).click()
+    # "Email subscribers" is ticked, so a review says who will get it before anything is set.
+    expect(page.get_by_role("heading", name="Review before emailing")).to_be_visible()
+    page.get_by_role("button", name="Schedule and email 0 subscribers").click()
     expect(page.get_by_role("status")).to_contain_text("scheduled for")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "admin-editor.png"), full_page=True)

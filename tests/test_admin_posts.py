@@ -248,7 +248,18 @@ def test_an_editor_publishes_with_email_or_without(
     quiet = _post("Quiet one")
     assert quiet.status is PostStatus.PUBLISHED
     assert send_for_post(db.session, quiet.id) is None
-    post_form(client, "/admin/posts/new", _fields(title="Loud one", action="publish_email"))
+    review = post_form(
+        client, "/admin/posts/new", _fields(title="Loud one", action="publish_email")
+    )
+    loud = _post("Loud one")
+    assert loud.status is PostStatus.DRAFT  # saved, and nothing sent before the review
+    assert send_for_post(db.session, loud.id) is None
+    page = client.get(review.headers["Location"]).text
+    assert "This will email <strong>1</strong> subscriber:" in page
+    version = re.search(r'name="version" value="(\d+)"', page)
+    assert version
+    confirm = {"csrf_token": csrf_token(page), "version": version.group(1), "at": ""}
+    client.post(f"/admin/posts/{loud.id}/publish/", data=confirm)
     loud = _post("Loud one")
     assert loud.status is PostStatus.PUBLISHED
     send = send_for_post(db.session, loud.id)

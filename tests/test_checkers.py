@@ -314,6 +314,7 @@ def test_every_page_passes_the_html_checker_and_axe(
     assert navigation.value is not None
     checked.check("editor-refused", page, navigation.value.text())
     visit("editor-edit", f"/admin/posts/{ids['draft']}/")
+    visit("publish-review", f"/admin/posts/{ids['draft']}/publish/")
     visit("revisions", f"/admin/posts/{ids['draft']}/revisions/")
     visit("email-preview", f"/admin/posts/{ids['draft']}/email/")
     visit("revision-compare", f"/admin/posts/{ids['draft']}/revisions/{ids['revision']}/")

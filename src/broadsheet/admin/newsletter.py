@@ -26,7 +26,7 @@ from broadsheet.admin.door import actor
 from broadsheet.admin.forms import ButtonForm
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import db, utcnow
-from broadsheet.newsletter import roster, sending
+from broadsheet.newsletter import publishing, roster, sending
 from broadsheet.newsletter.models import SubscriberStatus
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -110,7 +110,8 @@ def sends() -> ResponseReturnValue:
 @bp.get("/sends/<int:send_id>/")
 def send(send_id: int) -> ResponseReturnValue:
     progress = sending.send_progress(db.session, send_id, actor=actor())
-    return _page("send.html", progress=progress, button=ButtonForm())
+    left_out = publishing.left_out(db.session, send_id, actor=actor())
+    return _page("send.html", progress=progress, left_out=left_out, button=ButtonForm())
 
 
 @bp.get("/sends/<int:send_id>/progress")

@@ -14,6 +14,7 @@ from broadsheet.accounts.permissions import Action, can, require
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor, page, show_error
 from broadsheet.admin.forms import ButtonForm, PostForm
+from broadsheet.admin.publishing import review_url
 from broadsheet.content import revisions as post_history
 from broadsheet.content import services as content
 from broadsheet.content.models import Post, PostStatus, Tag
@@ -24,7 +25,7 @@ from broadsheet.content.tags import tag_names
 from broadsheet.errors import Conflict, DomainError, Forbidden, Invalid
 from broadsheet.extensions import db, utcnow
 from broadsheet.headers import framed_by_self
-from broadsheet.newsletter import sending
+from broadsheet.newsletter import publishing, sending
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.newsletter.roster import subscriber_counts
 from broadsheet.settings.services import SiteSettings, site_settings
@@ -123,31 +124,43 @@ def new_post() -> ResponseReturnValue:
             now=now,
             **form.post_fields(),
         )
-        _apply(action, post, form, settings, user=user, now=now)
+        review = _apply(action, post, form, settings, user=user, now=now)
         db.session.commit()
     except DomainError as error:
         show_error(error, form)
         return page("edit.html", _status_for(error), **_form_context(form, None, settings))
+    if review:
+        return _to_review(review)
     flash(_done_message(post, settings), "info")
     return redirect(url_for("admin.edit_post", post_id=post.id))
 
 
+def _to_review(url: str) -> ResponseReturnValue:
+    flash("Saved. Nothing is sent yet: review who will get the email, then confirm.", "info")
+    return redirect(url)
+
+
 def _apply(
     action: str, post: Post, form: PostForm, settings: SiteSettings, *, user: User, now: datetime
-) -> None:
-    """What the pressed button asks of the saved post: publish (with or without email),
-    schedule (emailing when it goes out if asked), unpublish, or nothing more."""
-    if action == "publish_email":
-        sending.publish_with_email(db.session, post, actor=user, now=now)
-    elif action == "publish":
+) -> str | None:
+    """What the pressed button asks of the saved post: publish, schedule, unpublish, or
+    nothing more; with email, the address of the review page that confirms it (nothing
+    is published or mailed before that)."""
+    if action == "publish_email" or (action == "schedule" and request.form.get("email_on_publish")):
+        at = _publish_at(form, settings) if action == "schedule" else None
+        # Refused here, on the form, what the review would refuse (a contributor, a past time).
+        publishing.review_publish(db.session, post.id, actor=user, now=now, at=at)
+        return review_url(post.id, post.version, at)
+    if action == "publish":
         content.publish_post(db.session, post, actor=user, now=now)
     elif action == "schedule":
         sending.schedule_with_email(
             db.session, post, actor=user, at=_publish_at(form, settings), now=now,
-            email=bool(request.form.get("email_on_publish")),
+            email=False,
         )  # fmt: skip
     elif action == "unpublish":
         content.unpublish_post(db.session, post, actor=user, now=now)
+    return None
 
 
 def _initial(post: Post, settings: SiteSettings) -> dict[str, Any]:
@@ -190,12 +203,14 @@ def edit_post(post_id: int) -> ResponseReturnValue:
             now=now,
             **form.post_fields(),
         )
-        _apply(action, post, form, settings, user=user, now=now)
+        review = _apply(action, post, form, settings, user=user, now=now)
         db.session.commit()
     except DomainError as error:
         show_error(error, form)
         post = staff_post(db.session, post_id, actor=user)
         return page("edit.html", _status_for(error), **_form_context(form, post, settings))
+    if review:
+        return _to_review(review)
     flash(_done_message(post, settings), "info")
     return redirect(url_for("admin.edit_post", post_id=post.id))
 

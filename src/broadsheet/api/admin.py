@@ -21,7 +21,7 @@ from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.queries import public_tag
 from broadsheet.errors import Conflict, DomainError, NotFound
 from broadsheet.extensions import csrf, db, utcnow
-from broadsheet.newsletter import roster, sending
+from broadsheet.newsletter import publishing, roster, sending
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.problems import PROBLEM_TYPE, problem
 
@@ -91,8 +91,8 @@ def _expected_version(post: Post) -> int:
     return post.version
 
 
-def _post_response(post: Post, status: int = 200) -> Response:
-    body = json.dumps({"post": schemas.AdminPostSchema().dump(post)})
+def _post_response(post: Post, status: int = 200, **more: Any) -> Response:
+    body = json.dumps({"post": schemas.AdminPostSchema().dump(post), **more})
     response = Response(body, status=status, mimetype="application/json")
     response.headers["ETag"] = _etag(post)
     response.cache_control.no_store = True
@@ -105,14 +105,15 @@ def _load(post_id: int) -> Post:
     return staff_queries.staff_post(db.session, post_id, actor=g.api_actor)
 
 
-def _commit_post(post_id: int, status: int = 200) -> Response:
+def _commit_post(post_id: int, status: int = 200, **more: Any) -> Response:
     """Commit the door's one transaction, then answer with the post as it now stands."""
     try:
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    return _post_response(staff_queries.staff_post(db.session, post_id, actor=g.api_actor), status)
+    post = staff_queries.staff_post(db.session, post_id, actor=g.api_actor)
+    return _post_response(post, status, **more)
 
 
 @blp.get("/posts/")
@@ -209,30 +210,33 @@ def delete_post(post_id: int) -> Response:
 
 @blp.post("/posts/<int(max=2147483647):post_id>/publish/")
 @blp.arguments(schemas.PublishSchema)
-@blp.response(200, schemas.AdminPostOneSchema)
+@blp.response(200, schemas.PublishedPostSchema)
 @blp.doc(security=SECURITY)
 def publish_post(options: dict[str, Any], post_id: int) -> Response:
-    """Publish now, with ``email`` also to its subscribers; publishing twice sends once."""
+    """Publish now, with ``email`` also to its subscribers; publishing twice sends once.
+
+    ``recipients`` says how many subscribers this call emails."""
     post = _load(post_id)
-    if options["email"]:
-        sending.publish_with_email(db.session, post, actor=g.api_actor, now=utcnow())
-    else:
-        services.publish_post(db.session, post, actor=g.api_actor, now=utcnow())
-    return _commit_post(post_id)
+    recipients = publishing.publish_now(
+        db.session, post, actor=g.api_actor, now=utcnow(), email=options["email"]
+    )
+    return _commit_post(post_id, recipients=recipients)
 
 
 @blp.post("/posts/<int(max=2147483647):post_id>/schedule/")
 @blp.arguments(schemas.ScheduleSchema)
-@blp.response(200, schemas.AdminPostOneSchema)
+@blp.response(200, schemas.PublishedPostSchema)
 @blp.doc(security=SECURITY)
 def schedule_post(options: dict[str, Any], post_id: int) -> Response:
-    """Have the scheduler publish the post at ``publish_at`` (and, with ``email``, mail it)."""
+    """Have the scheduler publish the post at ``publish_at`` (and, with ``email``, mail it).
+
+    ``recipients`` says how many subscribers it would email as things stand now."""
     post = _load(post_id)
-    sending.schedule_with_email(
+    recipients = publishing.schedule(
         db.session, post, actor=g.api_actor, at=options["publish_at"], now=utcnow(),
         email=options["email"],
     )  # fmt: skip
-    return _commit_post(post_id)
+    return _commit_post(post_id, recipients=recipients)
 
 
 @blp.post("/posts/<int(max=2147483647):post_id>/unpublish/")

@@ -189,6 +189,21 @@ class AdminPostOneSchema(Schema):
     post = fields.Nested(AdminPostSchema, required=True)
 
 
+class PublishedPostSchema(AdminPostOneSchema):
+    """A post just published or scheduled, and how many subscribers its email reaches."""
+
+    recipients = fields.Integer(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "With `email`: how many subscribers this call emails (publish; 0 when "
+            "the post was emailed before), or would email as things stand now (schedule: "
+            "confirmed subscribers who follow every post or one of its tags). Null without "
+            "`email`."
+        },
+    )
+
+
 class AdminPostListSchema(Schema):
     posts = fields.List(fields.Nested(AdminPostSchema), required=True)
     pagination = fields.Nested(PaginationSchema, required=True)

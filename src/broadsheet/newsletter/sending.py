@@ -100,6 +100,17 @@ def _recipients(post_id: int, *, at: datetime, last_subscriber_id: int) -> list[
     ]
 
 
+def count_recipients(
+    session: DbSession, post_id: int, *, now: datetime, last_subscriber_id: int | None = None
+) -> int:
+    """How many subscribers a send of ``post_id`` frozen ``now`` lists: the one rule for the
+    count a writer reviews and the rows the send writes."""
+    if last_subscriber_id is None:
+        last_subscriber_id = session.scalar(select(func.coalesce(func.max(Subscriber.id), 0)))
+    wanted = _recipients(post_id, at=now, last_subscriber_id=last_subscriber_id or 0)
+    return session.scalar(select(func.count()).select_from(Subscriber).where(*wanted)) or 0
+
+
 def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Send | None:
     """Create the post's send, count its recipients and write the first step of their rows;
     flushes only.
@@ -129,8 +140,7 @@ def freeze_recipients(session: DbSession, post_id: int, *, now: datetime) -> Sen
     )
     if send_id is None:
         return None
-    wanted = _recipients(post_id, at=now, last_subscriber_id=last_subscriber_id)
-    count = session.scalar(select(func.count()).select_from(Subscriber).where(*wanted)) or 0
+    count = count_recipients(session, post_id, now=now, last_subscriber_id=last_subscriber_id)
     session.execute(update(Send).where(Send.id == send_id).values(recipients=count))
     list_step(session, send_id, now=now)
     send = session.get(Send, send_id, populate_existing=True)
