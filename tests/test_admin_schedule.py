@@ -22,7 +22,7 @@ from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import sending
 from broadsheet.settings.services import update_site_settings
 from tests.newsletter import make_subscriber
-from tests.staff import PASSWORD, csrf_token, post_form, separate_client, sign_in
+from tests.staff import PASSWORD, post_form, separate_client, sign_in
 
 
 @pytest.fixture
@@ -93,7 +93,8 @@ def test_the_email_choice_survives_save_reopen_and_schedule_and_the_post_is_mail
     sending.publish_due_posts(db.session, now=due)
     db.session.commit()
     send = sending.send_for_post(db.session, post.id)
-    assert send is not None and send.recipients == 1
+    assert send is not None
+    assert send.recipients == 1
 
 
 def test_unticking_the_email_choice_is_kept_too(client: FlaskClient, editor: User) -> None:
@@ -146,7 +147,8 @@ def test_a_missing_or_past_date_is_refused_beside_the_field_with_the_cursor_on_i
     assert picker.get("autofocus") is not None
     assert picker.get("aria-invalid") == "true"
     beside = picker.getparent().find_class("error")  # in the field's own box
-    assert len(beside) == 1 and beside[0].text_content().strip()
+    assert len(beside) == 1
+    assert beside[0].text_content().strip()
     focused = lxml.html.fromstring(refused.text).xpath("//*[@autofocus]")
     assert [element.get("name") for element in focused] == ["publish_at"]
     assert db.session.scalar(select(func.count()).select_from(Post)) == 0
