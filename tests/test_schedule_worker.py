@@ -4,6 +4,7 @@ a no-op once the post was rescheduled."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import sending
 from tests import services
 from tests.conftest import base_config
-from tests.workers import delete_queue, running_worker
+from tests.workers import delete_queue, running_worker, wait_until
 
 pytestmark = pytest.mark.queue
 
@@ -100,12 +101,19 @@ def test_a_post_scheduled_20_s_ahead_is_public_within_5_s_of_its_time(
         at = _whole_second(20)
         schedule_post(db.session, post, actor=OPERATOR, at=at, now=utcnow())
         db.session.commit()  # the door's one commit; the timed task is queued after it
+        # The worker holding the timed message still takes other work (here the beat's sweep,
+        # which queues one more timed task for the same post: harmless).
+        stack.web.extensions["celery"].send_task("broadsheet.publish_due_posts")
+        done = re.compile(r"publish_due_posts\[[^]]+\] succeeded")
+        swept = wait_until(lambda: done.search(worker.output), timeout=5)
+        assert swept, worker.output[-3000:]
         early = _public_at(post.id, at - timedelta(seconds=1))
         seen = _public_at(post.id, at + timedelta(seconds=ON_TIME))
         assert early is None, "published before its time"
         assert seen is not None, worker.output[-3000:]
         assert (seen - at).total_seconds() <= ON_TIME
         assert _status(post.id) == (PostStatus.PUBLISHED, at)
+        print(f"public {(seen - at).total_seconds():.2f} s after its time")
 
 
 @both_stacks
