@@ -23,6 +23,7 @@ its app the process default, the one Celery's shared tasks resolve to.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import Celery, Task
@@ -86,15 +87,21 @@ def celery_init_app(app: Flask) -> Celery[Any]:
     return celery_app
 
 
-def enqueue_after_commit(session: DbSession, task: str, *args: Any, **kwargs: Any) -> None:
+def enqueue_after_commit(
+    session: DbSession, task: str, *args: Any, eta: datetime | None = None, **kwargs: Any
+) -> None:
     """Send the task named ``task`` with ids as arguments once ``session`` commits.
 
     Services name the task (``"broadsheet.send_batch"``) rather than import it, so that
-    no service imports a tasks module.  A rollback drops what was queued.
+    no service imports a tasks module.  A rollback drops what was queued.  ``eta`` (an
+    aware time) has the worker run it no earlier than then: the worker holds such a
+    message unacknowledged until it runs, so keep it minutes away at most (RabbitMQ's
+    ``consumer_timeout`` closes a channel holding one for 30 minutes by default).
     """
     # Begin the transaction now, so that the commit fires its hook even if nothing else ran.
     session.connection()
-    session.info.setdefault(PENDING_KEY, []).append((task, args, kwargs))
+    options = {"eta": eta} if eta is not None else {}
+    session.info.setdefault(PENDING_KEY, []).append((task, args, kwargs, options))
 
 
 @event.listens_for(Session, "after_commit")
@@ -103,10 +110,10 @@ def _send_pending(session: Session) -> None:
     if not pending:
         return
     celery_app: Celery[Any] = current_app.extensions["celery"]
-    for name, args, kwargs in pending:
+    for name, args, kwargs, options in pending:
         try:
             celery_app.tasks[name].apply_async(
-                args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY
+                args=args, kwargs=kwargs, retry=True, retry_policy=PUBLISH_RETRY, **options
             )
         except Exception:  # the broker is down: the database still records the work
             log.warning("could not enqueue %s; the sweeper will retry", name, exc_info=True)

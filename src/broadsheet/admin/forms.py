@@ -68,10 +68,12 @@ class PostForm(Form):
     featured = BooleanField("Featured")
     meta_title = StringField("SEO title")
     meta_description = TextAreaField("SEO description")
-    # Browsers send minutes, or seconds when the field has step=1.
+    # The editor's picker has step=60 (minutes, no seconds); seconds are still accepted.
     publish_at = DateTimeLocalField(
         "Publish at", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"], validators=[Optional()]
     )
+    # Kept on the post by every save, so that a scheduled post goes out as the writer chose.
+    email_on_publish = BooleanField("Email subscribers when it is published", default=True)
     version = HiddenField()
 
     def tag_names(self) -> list[str]:
@@ -88,6 +90,7 @@ class PostForm(Form):
             "featured": self.featured.data,
             "meta_title": self.meta_title.data or None,
             "meta_description": self.meta_description.data or None,
+            "email_on_publish": bool(self.email_on_publish.data),
         }
 
 

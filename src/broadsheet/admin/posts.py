@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import abort, flash, make_response, redirect, request, url_for
@@ -87,7 +87,15 @@ def _form_context(form: PostForm, post: Post | None, settings: SiteSettings) -> 
         "tag_names": tag_names(db.session),
         "can_publish": can(user, Action.PUBLISH_POST, post),
         "now": utcnow(),
+        # The field the cursor starts in: the first one in error, or a new post's title.
+        "focus": next(iter(form.errors), None) or (None if post else "title"),
     }
+
+
+def next_quarter_hour(now: datetime, settings: SiteSettings) -> datetime:
+    """The picker's default: the next round quarter hour on the site's wall clock (naive)."""
+    local = settings.to_local(now).replace(tzinfo=None, second=0, microsecond=0)
+    return local + timedelta(minutes=15 - local.minute % 15)
 
 
 def _publish_at(form: PostForm, settings: SiteSettings) -> datetime:
@@ -111,6 +119,8 @@ def new_post() -> ResponseReturnValue:
     require(user, Action.CREATE_POST)
     settings = site_settings(db.session)
     form = PostForm()
+    if not form.is_submitted():
+        form.publish_at.data = next_quarter_hour(utcnow(), settings)
     if not form.validate_on_submit():
         code = 422 if form.is_submitted() else 200
         return page("edit.html", code, **_form_context(form, None, settings))
@@ -146,7 +156,7 @@ def _apply(
     """What the pressed button asks of the saved post: publish, schedule, unpublish, or
     nothing more; with email, the address of the review page that confirms it (nothing
     is published or mailed before that)."""
-    if action == "publish_email" or (action == "schedule" and request.form.get("email_on_publish")):
+    if action == "publish_email" or (action == "schedule" and form.email_on_publish.data):
         at = _publish_at(form, settings) if action == "schedule" else None
         # Refused here, on the form, what the review would refuse (a contributor, a past time).
         publishing.review_publish(db.session, post.id, actor=user, now=now, at=at)
@@ -156,14 +166,14 @@ def _apply(
     elif action == "schedule":
         sending.schedule_with_email(
             db.session, post, actor=user, at=_publish_at(form, settings), now=now,
-            email=False,
+            email=False,  # with email, the review above schedules it
         )  # fmt: skip
     elif action == "unpublish":
         content.unpublish_post(db.session, post, actor=user, now=now)
     return None
 
 
-def _initial(post: Post, settings: SiteSettings) -> dict[str, Any]:
+def _initial(post: Post, settings: SiteSettings, now: datetime) -> dict[str, Any]:
     scheduled = post.status is PostStatus.SCHEDULED and post.published_at is not None
     return {
         "title": post.title,
@@ -176,7 +186,8 @@ def _initial(post: Post, settings: SiteSettings) -> dict[str, Any]:
         "meta_description": post.meta_description or "",
         "publish_at": settings.to_local(post.published_at).replace(tzinfo=None)
         if scheduled and post.published_at
-        else None,
+        else next_quarter_hour(now, settings),
+        "email_on_publish": post.email_on_publish,
         "version": post.version,
     }
 
@@ -187,7 +198,7 @@ def edit_post(post_id: int) -> ResponseReturnValue:
     post = staff_post(db.session, post_id, actor=user)
     settings = site_settings(db.session)
     if request.method == "GET":
-        form = PostForm(data=_initial(post, settings))
+        form = PostForm(data=_initial(post, settings, utcnow()))
         return page("edit.html", **_form_context(form, post, settings))
     form = PostForm()
     if not form.validate_on_submit():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, select, update
@@ -29,6 +29,7 @@ from broadsheet.content.rendering import render_markdown, shorten
 from broadsheet.content.tags import find_or_create_tags
 from broadsheet.errors import Conflict, Invalid, NotFound
 from broadsheet.extensions import DbSession
+from broadsheet.queue import enqueue_after_commit
 from broadsheet.slugs import make_slug, unique_slug
 from broadsheet.text import check_single_line
 
@@ -125,6 +126,7 @@ def create_post(
     featured: bool = False,
     meta_title: str | None = None,
     meta_description: str | None = None,
+    email_on_publish: bool = False,
     actor: Actor,
 ) -> Post:
     """Add a post (or page), rendered, linked and with its first revision; flushes only.
@@ -170,6 +172,7 @@ def create_post(
         featured=featured,
         meta_title=meta_title or None,
         meta_description=meta_description or None,
+        email_on_publish=email_on_publish,
     )
     tag_rows = find_or_create_tags(session, tags, now=now)
     for position, tag in enumerate(tag_rows):
@@ -256,6 +259,7 @@ def update_post(
     featured: bool = False,
     meta_title: str | None = None,
     meta_description: str | None = None,
+    email_on_publish: bool | None = None,
     note: str = "",
 ) -> Post:
     """Save an edit made to version ``expected_version`` of ``post``; flushes, never commits.
@@ -263,7 +267,9 @@ def update_post(
     Keeps a revision when anything changed.  An empty slug is derived from
     the title; a chosen one must be free.  Raises Forbidden, Invalid naming
     every bad field, or Conflict when the post was saved by someone else
-    since ``expected_version`` (nothing is written then).
+    since ``expected_version`` (nothing is written then).  ``email_on_publish``
+    (None keeps it) is the writer's choice to email the post when it goes out;
+    changing only that keeps no revision.
     """
     require(actor, Action.EDIT_POST, post)
     _check_version(post, expected_version)
@@ -296,6 +302,12 @@ def update_post(
     changed = {name for name, value in fields.items() if getattr(post, name) != value}
     if _set_tags(session, post, tags, now=now):
         changed.add("tags")
+    if email_on_publish is not None and post.email_on_publish != email_on_publish:
+        post.email_on_publish = email_on_publish
+        if not changed:
+            post.updated_at = now
+            _flush_checked(session, post, expected_version)
+            return post
     if not changed:
         return post
     for name, value in fields.items():
@@ -337,7 +349,70 @@ def schedule_post(
     post.updated_at = now
     session.flush()
     sync_listing(session, [post.id])
+    if at - now <= PUBLISH_AHEAD:
+        _publish_on_time(session, post.id, at)
     return post
+
+
+# A post due within this long gets a task timed for its moment when it is scheduled; later
+# ones get theirs from the minute sweep (``queue_upcoming_posts``) once they come this near.
+# The worker holds a timed task unacknowledged until it runs: minutes, never RabbitMQ's
+# ``consumer_timeout`` (30 minutes by default).
+PUBLISH_AHEAD = timedelta(minutes=10)
+
+
+def _publish_on_time(session: DbSession, post_id: int, at: datetime) -> None:
+    enqueue_after_commit(
+        session, "broadsheet.publish_scheduled_post", post_id, at.isoformat(), eta=at
+    )
+
+
+def queue_upcoming_posts(session: DbSession, *, now: datetime, within: timedelta) -> list[int]:
+    """Queue a timed publish for each post scheduled in (now, now + within]; returns their ids.
+
+    The minute sweep calls it for the posts scheduled further ahead than
+    ``PUBLISH_AHEAD`` when they were scheduled; a second task for the same
+    moment is harmless (see ``publish_scheduled_post``).
+    """
+    due = session.execute(
+        select(Post.id, Post.published_at).where(
+            Post.status == PostStatus.SCHEDULED,
+            Post.published_at > now,
+            Post.published_at <= now + within,
+        )
+    ).all()
+    for post_id, at in due:
+        if at is not None:  # the query's own condition; for the type checker
+            _publish_on_time(session, post_id, at)
+    return [post_id for post_id, _ in due]
+
+
+def publish_scheduled_post(
+    session: DbSession, post_id: int, *, at: datetime, now: datetime
+) -> bool:
+    """Publish post ``post_id`` if it is still scheduled for ``at`` and ``at`` has come.
+
+    False, changing nothing, when it was rescheduled, unscheduled, published
+    already (by the sweep, or another task) or deleted: the timed task of an
+    earlier schedule is a no-op.  The status check sits in the UPDATE, as in
+    ``publish_due_posts``, so the post is published exactly once.
+    """
+    published = list(
+        session.scalars(
+            update(Post)
+            .where(
+                Post.id == post_id,
+                Post.status == PostStatus.SCHEDULED,
+                Post.published_at == at,
+                Post.published_at <= now,
+            )
+            .values(status=PostStatus.PUBLISHED, version=Post.version + 1, updated_at=now)
+            .returning(Post.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    sync_listing(session, published)
+    return bool(published)
 
 
 def unpublish_post(session: DbSession, post: Post, *, actor: Actor, now: datetime) -> Post:

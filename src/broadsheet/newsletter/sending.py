@@ -24,7 +24,7 @@ schedulers overlapping, mails each subscriber once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -252,12 +252,32 @@ def publish_due_posts(session: DbSession, *, now: datetime) -> list[int]:
     ``content.services.publish_due_posts``), and has at most one send.
     """
     published = content.publish_due_posts(session, now=now)
+    _freeze_wanted(session, published, now=now)
+    # Posts due before the next run get a task timed for their moment (the sweep runs each
+    # minute; two minutes ahead leaves a late run room).
+    content.queue_upcoming_posts(session, now=now, within=UPCOMING)
+    return published
+
+
+UPCOMING = timedelta(minutes=2)
+
+
+def _freeze_wanted(session: DbSession, published: list[int], *, now: datetime) -> None:
     if published:
         wanting = session.scalars(
             select(Post.id).where(Post.id.in_(published), Post.email_on_publish)
         )
         for post_id in list(wanting):
             freeze_recipients(session, post_id, now=now)
+
+
+def publish_scheduled_post(
+    session: DbSession, post_id: int, *, at: datetime, now: datetime
+) -> bool:
+    """The timed task's publish: post ``post_id`` goes out if still scheduled for ``at``,
+    with its email if the writer asked for one; False (a no-op) otherwise."""
+    published = content.publish_scheduled_post(session, post_id, at=at, now=now)
+    _freeze_wanted(session, [post_id] if published else [], now=now)
     return published
 
 

@@ -7,6 +7,7 @@ database, so running any of them twice, or at once, is harmless.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import Task, shared_task
@@ -71,6 +72,23 @@ def publish_due_posts() -> int:
     if published:
         log.info("published %d scheduled post(s): %s", len(published), published)
     return len(published)
+
+
+@shared_task(name="broadsheet.publish_scheduled_post", bind=True, **WAIT_FOR_DATABASE)
+def publish_scheduled_post(self: Task[Any, Any], post_id: int, at: str) -> bool:
+    """Timed for a scheduled post's moment ``at`` (ISO 8601): publish it if it is still
+    scheduled for then; a reschedule or unschedule since makes this a no-op."""
+    moment = datetime.fromisoformat(at)
+    now = utcnow()
+    if now < moment:  # handed over early (clocks apart): wait out the rest; run eagerly
+        if not self.request.is_eager:  # (a demo without a worker), leave it to the sweep
+            self.apply_async((post_id, at), eta=moment)
+        return False
+    published = sending.publish_scheduled_post(db.session, post_id, at=moment, now=now)
+    db.session.commit()
+    if published:
+        log.info("published scheduled post %s (due %s)", post_id, at)
+    return published
 
 
 @shared_task(name="broadsheet.dispatch_send", **WAIT_FOR_DATABASE)
