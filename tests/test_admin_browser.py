@@ -84,9 +84,10 @@ def test_an_author_writes_previews_and_schedules_a_post_that_the_scheduler_publi
     expect(preview.locator("h1")).to_have_text("Scheduling from a browser")
     expect(preview.locator("strong")).to_have_text("public")
 
-    # The site's time zone is UTC here, so the wall-clock time typed is the UTC time.
-    at = (utcnow() + timedelta(seconds=8)).replace(microsecond=0)  # time for the review
-    page.get_by_label("Publish at").fill(at.strftime("%Y-%m-%dT%H:%M:%S"))
+    # The site's time zone is UTC here, so the wall-clock time typed is the UTC time.  The
+    # picker takes whole minutes: the next one at least 10 s away (time for the review).
+    at = (utcnow() + timedelta(seconds=70)).replace(second=0, microsecond=0)
+    page.get_by_label("Publish at").fill(at.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Schedule", exact=True).click()
     # "Email subscribers" is ticked, so a review says who will get it before anything is set.
     expect(page.get_by_role("heading", name="Review before emailing")).to_be_visible()
@@ -173,6 +174,7 @@ def test_the_editors_scripts_run_under_the_content_security_policy(
     problems = _watch_console(page)
     sign_in(page, live, "eda@example.com")
     page.get_by_role("link", name="New post").click()
+    page.wait_for_load_state("load")  # tags.js listens only once it has run
     # tags.js (a static file, no inline script) offers "what is typed, <tag>" after a comma.
     page.get_by_label("Tags", exact=True).fill("Python, Fl")
     options = page.locator("#tag-names option")

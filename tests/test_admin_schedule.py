@@ -82,7 +82,12 @@ def test_the_email_choice_survives_save_reopen_and_schedule_and_the_post_is_mail
     assert _press(client, url, "save", markdown="Hi again.").status_code == 302
     assert _post("Kept choice").email_on_publish
     at = (utcnow() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    assert _press(client, url, "schedule", publish_at=at).status_code == 302
+    scheduled = _press(client, url, "schedule", publish_at=at)
+    assert scheduled.status_code == 302
+    assert _post("Kept choice").status is PostStatus.DRAFT  # nothing before the review
+    review = lxml.html.fromstring(client.get(scheduled.headers["Location"]).text)
+    [confirm] = review.xpath("//form[contains(@action, '/publish/')]")
+    assert client.post(confirm.action, data=dict(confirm.form_values())).status_code == 302
     post = _post("Kept choice")
     assert (post.status, post.email_on_publish) == (PostStatus.SCHEDULED, True)
     assert "with an email to subscribers" in client.get(url).text
