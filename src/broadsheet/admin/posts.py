@@ -85,6 +85,7 @@ def _form_context(form: PostForm, post: Post | None, settings: SiteSettings) -> 
         "settings": settings,
         "tag_names": tag_names(db.session),
         "can_publish": can(user, Action.PUBLISH_POST, post),
+        "version_number": post_history.version_number(db.session, post) if post else None,
         "now": utcnow(),
     }
 
