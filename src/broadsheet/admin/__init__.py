@@ -7,7 +7,7 @@ lives in the services.
 
 from __future__ import annotations
 
-from broadsheet.admin import auth, manage, newsletter, posts
+from broadsheet.admin import auth, manage, newsletter, posts, trash
 from broadsheet.admin.blueprint import bp
 
-__all__ = ["auth", "bp", "manage", "newsletter", "posts"]
+__all__ = ["auth", "bp", "manage", "newsletter", "posts", "trash"]

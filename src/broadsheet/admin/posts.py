@@ -86,6 +86,7 @@ def _form_context(form: PostForm, post: Post | None, settings: SiteSettings) -> 
         "tag_names": tag_names(db.session),
         "can_publish": can(user, Action.PUBLISH_POST, post),
         "version_number": post_history.version_number(db.session, post) if post else None,
+        "can_delete": post is not None and content.may_delete(user, post),
         "now": utcnow(),
     }
 
