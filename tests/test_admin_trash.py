@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from broadsheet.accounts.models import Role
 from broadsheet.content.models import Post, PostRevision, PostStatus
-from broadsheet.content.trash import TRASH_DAYS, empty_trash
-from broadsheet.extensions import db
+from broadsheet.content.trash import TRASH_DAYS
+from broadsheet.extensions import db, utcnow
 from tests.conftest import NOW
 from tests.staff import PASSWORD, post_form, separate_client, sign_in
 
@@ -100,8 +100,8 @@ def test_a_contributor_trashes_only_their_own_drafts(
     assert "Scratch" in client.get("/admin/trash/").text
 
 
-def test_the_trash_is_emptied_for_good_after_thirty_days(
-    client: FlaskClient, make_user: Any, make_post: Any
+def test_the_beat_empties_the_trash_for_good_after_thirty_days(
+    app: Flask, client: FlaskClient, make_user: Any, make_post: Any
 ) -> None:
     editor = make_user(Role.EDITOR, email="eda@example.com", password=PASSWORD)
     old = make_post("Old scratch", status=PostStatus.DRAFT)
@@ -109,12 +109,20 @@ def test_the_trash_is_emptied_for_good_after_thirty_days(
     sign_in(client, editor.email)
     for post in (old, recent):
         post_form(client, f"/admin/posts/{post.id}/delete", {"version": str(post.version)})
+    old_id, recent_id = old.id, recent.id
     db.session.expire_all()
-    db.session.get(Post, old.id).deleted_at = NOW - timedelta(days=TRASH_DAYS, minutes=1)  # type: ignore[union-attr]
-    db.session.get(Post, recent.id).deleted_at = NOW - timedelta(days=TRASH_DAYS - 1)  # type: ignore[union-attr]
+    now = utcnow()
+    for post_id, age in (
+        (old_id, timedelta(days=TRASH_DAYS, minutes=1)),
+        (recent_id, timedelta(days=TRASH_DAYS - 1)),
+    ):
+        db.session.execute(update(Post).where(Post.id == post_id).values(deleted_at=now - age))
     db.session.commit()
-    assert empty_trash(db.session, now=NOW) == [old.id]
-    db.session.commit()
-    assert _count(Post, Post.id == old.id) == 0
-    assert _count(PostRevision, PostRevision.post_id == old.id) == 0
-    assert _count(Post, Post.id == recent.id) == 1
+    beat = app.config["CELERY"]["beat_schedule"]["empty-trash"]
+    assert beat == {"task": "broadsheet.empty_trash", "schedule": 3600.0}
+    task = app.extensions["celery"].tasks[beat["task"]]  # on this app
+    assert task() == 1
+    assert _count(Post, Post.id == old_id) == 0
+    assert _count(PostRevision, PostRevision.post_id == old_id) == 0
+    assert _count(Post, Post.id == recent_id) == 1
+    assert "Recent scratch" in client.get("/admin/trash/").text
