@@ -232,4 +232,12 @@ def test_enter_in_the_title_never_submits_and_leaving_unsaved_changes_asks_first
     assert asked == ["beforeunload"]  # saving leaves without asking
     db.session.remove()
     assert db.session.scalar(select(func.count()).select_from(Post)) == 1
-    assert problems == []
+
+    # A save the server refuses comes back with the text, unsaved: leaving still asks.
+    page.get_by_label("Slug", exact=True).fill("Not A Slug!")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator(".has-error")).to_be_visible()
+    page.get_by_role("link", name="Posts").first.click()
+    page.wait_for_timeout(300)
+    assert asked == ["beforeunload", "beforeunload"]
+    assert problems == [f"422 {page.url}"]  # the refused save, and nothing else

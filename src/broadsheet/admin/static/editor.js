@@ -1,10 +1,12 @@
 // The post editor's guards: Enter in a one-line field never submits the form (a textarea keeps
-// its Enter), and leaving with unsaved changes asks first. Armed on input, disarmed on a submit
-// that leaves the page (a preview opening in its frame keeps the warning armed).
+// its Enter), and leaving with unsaved changes asks first. Armed on input (and on a page the
+// server sent back with errors), disarmed on a submit that leaves the page (a preview opening
+// in its frame keeps the warning armed).
 (function () {
   var form = document.getElementById('post-form');
   if (!form) return;
-  var dirty = false;
+  // A save the server refused comes back with what was typed, still unsaved.
+  var dirty = !!(form.querySelector('.has-error') || document.querySelector('.flash.error'));
   form.addEventListener('keydown', function (event) {
     var target = event.target;
     if (event.key === 'Enter' && target.tagName === 'INPUT' &&
