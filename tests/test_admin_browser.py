@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import func, select
 
 from broadsheet import create_app
 from broadsheet.accounts.models import Role
+from broadsheet.content.models import Post
 from broadsheet.content.services import publish_due_posts
 from broadsheet.extensions import db, utcnow
 from tests.browser import ARTIFACTS, chromium, require_chromium, served
@@ -200,3 +202,47 @@ def test_the_api_docs_render_from_the_sites_own_files(live: LiveAdmin, browser: 
     expect(page.get_by_text("/api/v1/posts/", exact=True).first).to_be_visible(timeout=15000)
     assert problems == []
     assert elsewhere == []  # Swagger UI comes from the site, not a CDN
+
+
+def test_enter_in_the_title_never_submits_and_leaving_unsaved_changes_asks_first(
+    live: LiveAdmin, browser: Browser, make_user: Any
+) -> None:
+    make_user(Role.EDITOR, email="eda@example.com", name="Eda Ito", password=PASSWORD)
+    db.session.remove()
+    page = browser.new_page()
+    problems = _watch_console(page)
+    sign_in(page, live, "eda@example.com")
+    page.get_by_role("link", name="New post").click()
+    editor_url = page.url
+    page.get_by_label("Title", exact=True).fill("Half a thought")
+    page.get_by_label("Title", exact=True).press("Enter")
+    page.get_by_label("Body (Markdown)").press("Enter")  # a textarea keeps its Enter
+    page.wait_for_timeout(300)
+    assert page.url == editor_url
+    assert db.session.scalar(select(func.count()).select_from(Post)) == 0
+
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()  # stay on the page
+
+    page.on("dialog", answer)
+    page.get_by_role("link", name="Posts").first.click()
+    page.wait_for_timeout(300)
+    assert asked == ["beforeunload"]
+    assert page.url == editor_url
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Saved as a draft.")).to_be_visible()
+    assert asked == ["beforeunload"]  # saving leaves without asking
+    db.session.remove()
+    assert db.session.scalar(select(func.count()).select_from(Post)) == 1
+
+    # A save the server refuses comes back with the text, unsaved: leaving still asks.
+    page.get_by_label("Slug", exact=True).fill("Not A Slug!")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator(".has-error")).to_be_visible()
+    page.get_by_role("link", name="Posts").first.click()
+    page.wait_for_timeout(300)
+    assert asked == ["beforeunload", "beforeunload"]
+    assert problems == [f"422 {page.url}"]  # the refused save, and nothing else

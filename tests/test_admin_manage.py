@@ -157,3 +157,18 @@ def test_site_settings_are_saved_and_default_to_the_config(
     )
     assert Post  # the admin list still loads with the new settings
     assert client.get("/admin/posts/").status_code == 200
+
+
+def test_adding_staff_asks_for_a_display_name_and_falls_back_to_the_local_part(
+    client: FlaskClient, make_user: Any
+) -> None:
+    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    sign_in(client, admin.email)
+    form = client.get("/admin/staff/").text
+    assert ">Display name<" in form
+    assert "Shown in bylines" in form
+    added = post_form(client, "/admin/staff/", {"email": "kim.ode@example.com", "role": "author"})
+    assert added.status_code == 302
+    kim = db.session.scalar(select(User).where(User.email == "kim.ode@example.com"))
+    assert kim is not None
+    assert kim.display_name == "kim.ode"

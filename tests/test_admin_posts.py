@@ -265,3 +265,20 @@ def test_an_editor_publishes_with_email_or_without(
     send = send_for_post(db.session, loud.id)
     assert send is not None
     assert send.recipients == 1
+
+
+def test_the_editor_and_the_revisions_list_show_the_same_version(
+    client: FlaskClient, writer: User
+) -> None:
+    sign_in(client, writer.email)
+    post_form(client, "/admin/posts/new", _fields())
+    post = _post("First light")
+    _edit(client, post, markdown="Second draft.")
+    _edit(client, _post("First light"), markdown="Second draft.", action="publish")
+    editor = client.get(f"/admin/posts/{post.id}/").text
+    listing = client.get(f"/admin/posts/{post.id}/revisions/").text
+    shown = re.search(r"version (\d+)\s", editor)
+    current = re.search(r"<td>(\d+) \(current\)</td>", listing)
+    assert shown
+    assert current
+    assert shown.group(1) == current.group(1) == "2"

@@ -192,6 +192,7 @@ def site(
             "Sent to subscribers", status=PostStatus.DRAFT, authors=[owner], tags=["Python"]
         ).id,
     )
+    scratch = make_post("Scratch draft", status=PostStatus.DRAFT, authors=[owner])
     send = publish_with_email(db.session, emailed, actor=owner, now=NOW)
     db.session.commit()
     assert send is not None
@@ -199,6 +200,7 @@ def site(
     ids = {
         "post": post.slug,
         "draft": draft.id,
+        "scratch": scratch.id,
         "revision": db.session.query(PostRevision).filter_by(post_id=draft.id).first().id,
         "send": send.id,
         "author": owner.slug,
@@ -326,6 +328,8 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("subscribers", "/admin/subscribers/")
     visit("sends", "/admin/sends/")
     visit("send-progress", f"/admin/sends/{ids['send']}/")
+    visit("delete-confirm", f"/admin/posts/{ids['scratch']}/delete")
+    submit("trash")  # a draft moved to the trash; the trash lists it with its restore button
     visit("admin-not-found", "/admin/posts/999999/", status=404)
 
     # Every page again on a phone in dark mode, still signed in: axe only, the HTML is the same.

@@ -199,3 +199,19 @@ def test_a_tag_name_without_a_letter_or_digit_is_refused(app: Flask, author: Any
             actor=OPERATOR,
         )  # fmt: skip
     assert "tags" in caught.value.fields
+
+
+def test_an_excerpt_keeps_a_space_between_block_elements(make_post: Any) -> None:
+    post = make_post(
+        "Lists",
+        markdown=(
+            "What you get:\n\n"
+            "<ul><li>Weekly at most</li><li>Unsubscribe in one click</li></ul>\n\n"
+            "<p>First</p><p>Second</p>\n\n"
+            "A line<br>and the next, <em>emphasised</em>ly.\n"
+        ),
+    )
+    assert _load(post.id).excerpt == (
+        "What you get: Weekly at most Unsubscribe in one click First Second "
+        "A line and the next, emphasisedly."
+    )

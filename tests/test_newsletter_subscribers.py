@@ -349,3 +349,14 @@ def test_every_reader_page_wears_the_sites_theme_navigation_and_settings(
 
 def _token(subscriber: Subscriber, purpose: Purpose) -> str:
     return make_token(SECRET, purpose, subscriber.id, subscriber.email)
+
+
+def test_a_used_confirmation_link_says_already_confirmed(eager_app: Flask) -> None:
+    client = eager_app.test_client()
+    client.post("/subscribe/", data={"email": "twice@example.com"})
+    path = link(outbox(eager_app)[0], "/subscribe/confirm/")
+    client.post(path)
+    again = client.get(path)
+    assert again.status_code == 200
+    assert "Already confirmed" in again.text
+    assert "Yes, subscribe me" not in again.text

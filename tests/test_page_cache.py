@@ -23,6 +23,7 @@ from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.accounts.services import create_token
 from broadsheet.content import services as content
+from broadsheet.content import trash
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.tags import rename_tag
 from broadsheet.extensions import db, utcnow
@@ -238,6 +239,24 @@ def test_unpublishing_takes_the_post_off_every_page_at_once(
     for url in READS:
         assert b"Leaving soon" not in reader.get(url).data, url
     assert reader.get("/leaving-soon/").status_code == 404
+
+
+def test_a_post_moved_to_the_trash_leaves_every_cached_page_at_once(
+    reader: FlaskClient, earlier: Post, publish: Any
+) -> None:
+    leaving = publish("Binned soon", published_at=NOW - timedelta(days=1))
+    for url in READS:
+        assert b"Binned soon" in reader.get(url).data
+    assert reader.get("/binned-soon/").status_code == 200
+
+    trash.move_to_trash(
+        db.session, leaving, actor=OPERATOR, expected_version=leaving.version, now=utcnow()
+    )
+    db.session.commit()
+
+    for url in READS:
+        assert b"Binned soon" not in reader.get(url).data, url
+    assert reader.get("/binned-soon/").status_code == 404
 
 
 def test_an_edit_shows_on_the_next_request(reader: FlaskClient, earlier: Post) -> None:

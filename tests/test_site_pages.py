@@ -440,3 +440,23 @@ def test_every_page_offers_the_newsletter(client: FlaskClient, make_post: Any) -
         assert len(forms) == 1, path
         assert forms[0].get("action") == "/subscribe/"
         assert forms[0].xpath(".//input[@name='email' and @type='email']")
+
+
+def test_a_byline_never_shows_a_role_or_nothing(
+    client: FlaskClient, make_post: Any, make_user: Any
+) -> None:
+    owner = make_user(Role.OWNER, email="owner@example.com", name=None)
+    unnamed = make_user(Role.AUTHOR, email="ann.lee@example.com", name="Ann")
+    unnamed.name = ""  # an account from before a name was asked for
+    db.session.commit()
+    make_post("By the owner", authors=[owner])
+    make_post("By nobody named", authors=[unnamed])
+    owners = client.get("/by-the-owner/").get_data(as_text=True)
+    assert "By <a" in owners
+    assert ">owner</a>" not in owners
+    assert "By owner" not in owners
+    assert Page(client.get("/by-nobody-named/").get_data(as_text=True)).href("ann.lee") == (
+        f"/author/{unnamed.slug}/"
+    )
+    api = client.get("/api/v1/posts/slug/by-the-owner/").get_json()["post"]
+    assert "owner" not in [author["name"].lower() for author in api["authors"]]

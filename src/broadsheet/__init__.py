@@ -72,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.accounts import tasks as _account_tasks  # noqa: F401
     from broadsheet.admin import bp as admin_bp
     from broadsheet.content import models as _content  # noqa: F401
+    from broadsheet.content import tasks as _content_tasks  # noqa: F401
     from broadsheet.newsletter import models as _newsletter  # noqa: F401
     from broadsheet.newsletter import tasks as _newsletter_tasks  # noqa: F401
     from broadsheet.ops import bp as ops_bp

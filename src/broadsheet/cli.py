@@ -82,6 +82,8 @@ def register_commands(app: Flask) -> None:
         if owner_email is None:
             click.echo("Schema is up to date. No owner yet: run broadsheet init --owner-email E.")
             return
+        if owner_name is None and _interactive():
+            owner_name = click.prompt("Display name", default=owner_email.split("@")[0])
         if owner_password is None and _interactive():
             owner_password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         owner = accounts.create_user(
@@ -102,11 +104,17 @@ def register_commands(app: Flask) -> None:
     @user_group.command("create")
     @click.argument("email")
     @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
-    @click.option("--name")
+    @click.option(
+        "--name",
+        help="The display name bylines show; prompted for when interactive, "
+        "else the part of the email before the @.",
+    )
     @click.option("--password", help="Prompted for when interactive and not given.")
     @door
     def user_create(email: str, role: str, name: str | None, password: str | None) -> None:
         """Create a staff account."""
+        if name is None and _interactive():
+            name = click.prompt("Display name", default=email.split("@")[0])
         if password is None and _interactive():
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         # The command line acts as the operator, with the owner's rights (accounts.permissions).

@@ -361,6 +361,8 @@ def celery_settings(
             "sweep-newsletter": {"task": "broadsheet.sweep_newsletter", "schedule": sweep_seconds},
             # Re-enqueues account and subscriber emails whose message was lost.
             "sweep-outbox": {"task": "broadsheet.sweep_outbox", "schedule": 60.0},
+            # Removes for good the posts deleted to the trash more than 30 days ago.
+            "empty-trash": {"task": "broadsheet.empty_trash", "schedule": 3600.0},
         },
     }
     scheme = broker.partition("://")[0]

@@ -49,6 +49,20 @@ class User(Model):
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
+    def display_name(self) -> str:
+        """The name readers see: the one given, else the email's local part; never a role.
+
+        Accounts made before a name was asked for may hold none, or only their role
+        ("owner"); those are named at display time, so a byline never says "By owner".
+        """
+        roles = {role.value for role in Role} | {"administrator", "staff"}
+        for candidate in (self.name or "", self.email.split("@")[0]):
+            candidate = candidate.strip()
+            if candidate and candidate.lower() not in roles:
+                return candidate
+        return "Staff writer"
+
+    @property
     def is_active(self) -> bool:
         return self.deactivated_at is None
 

@@ -7,7 +7,9 @@ lives in the services.
 
 from __future__ import annotations
 
-from broadsheet.admin import auth, email_preview, manage, newsletter, posts, publishing
+from broadsheet.admin import auth, email_preview, manage, newsletter, posts, publishing, trash
 from broadsheet.admin.blueprint import bp
 
-__all__ = ["auth", "bp", "email_preview", "manage", "newsletter", "posts", "publishing"]
+__all__ = [
+    "auth", "bp", "email_preview", "manage", "newsletter", "posts", "publishing", "trash",
+]  # fmt: skip

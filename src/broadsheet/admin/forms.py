@@ -110,7 +110,10 @@ ROLE_CHOICES = [
 
 class StaffForm(Form):
     email = EmailField("Email", validators=[DataRequired()])
-    name = StringField("Name")
+    name = StringField(
+        "Display name",
+        description="Shown in bylines. Left empty: the part of the email before the @.",
+    )
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.AUTHOR.value)
     password = PasswordField("Password", description="They can also set one by password reset.")
 

@@ -86,6 +86,8 @@ def _form_context(form: PostForm, post: Post | None, settings: SiteSettings) -> 
         "settings": settings,
         "tag_names": tag_names(db.session),
         "can_publish": can(user, Action.PUBLISH_POST, post),
+        "version_number": post_history.version_number(db.session, post) if post else None,
+        "can_delete": post is not None and content.may_delete(user, post),
         "now": utcnow(),
         # The field the cursor starts in: the first one in error, or a new post's title.
         "focus": next(iter(form.errors), None) or (None if post else "title"),

@@ -199,7 +199,11 @@ def update_post(changes: dict[str, Any], post_id: int) -> Response:
 )
 @blp.doc(security=SECURITY, parameters=[IF_MATCH])
 def delete_post(post_id: int) -> Response:
-    """Delete a post, against the version named in If-Match."""
+    """Delete a post for good, against the version named in If-Match.
+
+    Not the admin's trash: the caller has decided (and has no restore call), as
+    with every other Admin API write.  A post in the trash is not found here.
+    """
     post = _load(post_id)
     services.delete_post(
         db.session, post, actor=g.api_actor, expected_version=_expected_version(post)

@@ -64,7 +64,8 @@ class TagSchema(TagRefSchema):
 class AuthorRefSchema(Schema):
     id = fields.Integer(required=True)
     slug = fields.String(required=True)
-    name = fields.String(required=True)
+    # The name readers see (User.display_name): never empty, never just a role.
+    name = fields.String(required=True, attribute="display_name")
     url = fields.Function(
         lambda user: absolute_url("site.author", slug=user.slug), required=True, metadata=URL_DOC
     )

@@ -110,6 +110,7 @@ class Post(Model):
         # Home page, date archives, feeds, sitemap: public posts newest first.
         Index("ix_posts_listing", "kind", "status", "published_at", "id"),
         Index("ix_posts_scheduled", "status", "published_at"),
+        Index("ix_posts_deleted_at", "deleted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -130,6 +131,9 @@ class Post(Model):
     meta_description: Mapped[str | None] = mapped_column(String(500))
     # Whether publishing (now, or by the scheduler) emails the post to its subscribers.
     email_on_publish: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when moved to the trash (content.trash): gone from the site, the feeds, the APIs
+    # and the admin's lists; restorable until the beat task removes it for good.
+    deleted_at: Mapped[datetime | None]
     # Bumped on every save; an edit made against an older version is refused.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
@@ -182,6 +186,7 @@ class Post(Model):
         """Whether a reader may see this post or page at ``now`` (``visible_clause`` in SQL)."""
         return (
             self.status is PostStatus.PUBLISHED
+            and self.deleted_at is None
             and self.published_at is not None
             and self.published_at <= now
         )
@@ -191,7 +196,9 @@ class Post(Model):
         cls, now: datetime, kind: PostKind | None = PostKind.POST
     ) -> ColumnElement[bool]:
         """``is_visible`` as SQL, for posts of ``kind`` (None: posts and pages alike)."""
-        visible = and_(cls.status == PostStatus.PUBLISHED, cls.published_at <= now)
+        visible = and_(
+            cls.status == PostStatus.PUBLISHED, cls.published_at <= now, cls.deleted_at.is_(None)
+        )
         return visible if kind is None else and_(cls.kind == kind, visible)
 
     def __repr__(self) -> str:

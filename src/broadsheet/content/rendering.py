@@ -12,6 +12,7 @@ import html as htmllib
 import itertools
 from dataclasses import dataclass
 from functools import cache
+from html.parser import HTMLParser
 
 import nh3
 from markdown_it import MarkdownIt
@@ -82,6 +83,47 @@ def sanitise(html: str) -> str:
     )
 
 
+# Tags that end a word wherever they stand: text on either side never runs together.
+_BREAKING_TAGS = {
+    "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
+    "main", "nav", "ol", "p", "pre", "section", "summary", "table", "td", "th", "tr", "ul",
+}  # fmt: skip
+
+
+class _HtmlText(HTMLParser):
+    """The text of an HTML fragment, a space wherever a block element or a line break stands."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skipping += 1
+        elif tag in _BREAKING_TAGS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BREAKING_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def _html_text(fragment: str) -> str:
+    parser = _HtmlText()
+    parser.feed(fragment)
+    parser.close()
+    # Escaped again: the excerpt is unescaped once at the end, like Markdown text.
+    return htmllib.escape("".join(parser.parts), quote=False)
+
+
 def _plain_text(inline: Token) -> str:
     parts = []
     for child in inline.children or []:
@@ -89,16 +131,24 @@ def _plain_text(inline: Token) -> str:
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append(" ")
+        elif child.type == "html_inline":
+            parts.append(_html_text(child.content))
     return "".join(parts)
 
 
 def _excerpt(tokens: list[Token], length: int = EXCERPT_LENGTH) -> str:
+    """The text of the post's paragraphs (list items and quotes included), each a word apart."""
     text = ""
-    for previous, token in itertools.pairwise(tokens):
+    for previous, token in itertools.pairwise([Token("start", "", 0), *tokens]):
         if previous.type == "paragraph_open" and token.type == "inline":
-            text = f"{text} {_plain_text(token)}".strip()
-            if len(text) >= length:
-                break
+            piece = _plain_text(token)
+        elif token.type == "html_block":
+            piece = _html_text(token.content)
+        else:
+            continue
+        text = f"{text} {piece}".strip()
+        if len(text) >= length:
+            break
     return shorten(text, length)
 
 

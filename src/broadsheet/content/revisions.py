@@ -33,6 +33,19 @@ def post_revisions(session: DbSession, post: Post, *, actor: Actor) -> list[Post
     )
 
 
+def version_number(session: DbSession, post: Post) -> int:
+    """The version staff see: the number of the post's latest revision.
+
+    ``Post.version`` also moves on publishing, scheduling and unpublishing
+    (it guards every write against a stale form), which keep no revision;
+    the editor and the revisions list both show this number, so they agree.
+    """
+    latest = session.scalar(
+        select(func.max(PostRevision.version)).where(PostRevision.post_id == post.id)
+    )
+    return post.version if latest is None else latest
+
+
 def find_revision(session: DbSession, post: Post, revision_id: int) -> PostRevision:
     revision = session.get(PostRevision, revision_id)
     if revision is None or revision.post_id != post.id:

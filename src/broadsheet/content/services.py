@@ -47,7 +47,9 @@ def listing_published_at() -> ColumnElement[Any]:
     """The value the link tables keep: the post's date while it is a public post."""
     return case(
         (
-            (Post.status == PostStatus.PUBLISHED) & (Post.kind == PostKind.POST),
+            (Post.status == PostStatus.PUBLISHED)
+            & (Post.kind == PostKind.POST)
+            & Post.deleted_at.is_(None),
             Post.published_at,
         ),
         else_=None,
@@ -209,7 +211,7 @@ def load_post(session: DbSession, post_id: int) -> Post:
     return post
 
 
-def _check_version(post: Post, expected_version: int) -> None:
+def check_version(post: Post, expected_version: int) -> None:
     if post.version != expected_version:
         raise Conflict(
             f"Someone else saved “{post.title}” while you were editing it (you started from "
@@ -219,7 +221,7 @@ def _check_version(post: Post, expected_version: int) -> None:
 
 
 def _flush_checked(session: DbSession, post: Post, expected_version: int) -> None:
-    """Flush; a save that raced past ``_check_version`` loses at the UPDATE's version clause."""
+    """Flush; a save that raced past ``check_version`` loses at the UPDATE's version clause."""
     try:
         session.flush()
     except StaleDataError:
@@ -272,7 +274,7 @@ def update_post(
     changing only that keeps no revision.
     """
     require(actor, Action.EDIT_POST, post)
-    _check_version(post, expected_version)
+    check_version(post, expected_version)
     errors = _check_fields(
         title=title, slug=slug, meta_title=meta_title, meta_description=meta_description
     )
@@ -428,15 +430,28 @@ def unpublish_post(session: DbSession, post: Post, *, actor: Actor, now: datetim
     return post
 
 
+def require_delete(actor: Actor, post: Post) -> None:
+    """Who may delete (or trash) a post: whoever may edit it; one not a draft needs publish
+    rights too, so a contributor deletes only their own drafts.  Raises Forbidden."""
+    require(actor, Action.EDIT_POST, post)
+    if post.status is not PostStatus.DRAFT:
+        require(actor, Action.PUBLISH_POST, post)
+
+
+def may_delete(actor: Actor, post: Post) -> bool:
+    """Whether ``require_delete`` lets ``actor`` delete ``post``."""
+    return can(actor, Action.EDIT_POST, post) and (
+        post.status is PostStatus.DRAFT or can(actor, Action.PUBLISH_POST, post)
+    )
+
+
 def delete_post(session: DbSession, post: Post, *, actor: Actor, expected_version: int) -> None:
     """Remove ``post`` with its links and revisions; flushes.  A public one needs publish rights.
 
     Raises Forbidden, or Conflict when it changed since ``expected_version``.
     """
-    require(actor, Action.EDIT_POST, post)
-    if post.status is not PostStatus.DRAFT:
-        require(actor, Action.PUBLISH_POST, post)
-    _check_version(post, expected_version)
+    require_delete(actor, post)
+    check_version(post, expected_version)
     session.delete(post)
     session.flush()
 
@@ -452,7 +467,11 @@ def publish_due_posts(session: DbSession, *, now: datetime) -> list[int]:
     published = list(
         session.scalars(
             update(Post)
-            .where(Post.status == PostStatus.SCHEDULED, Post.published_at <= now)
+            .where(
+                Post.status == PostStatus.SCHEDULED,
+                Post.published_at <= now,
+                Post.deleted_at.is_(None),  # a post in the trash waits there
+            )
             .values(status=PostStatus.PUBLISHED, version=Post.version + 1, updated_at=now)
             .returning(Post.id)
             .execution_options(synchronize_session=False)

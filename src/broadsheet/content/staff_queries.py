@@ -23,6 +23,8 @@ DASHBOARD_ROWS = 5
 
 
 def _visible_to(query: Select[Any], actor: Actor) -> Select[Any]:
+    """What ``actor`` may work on, out of the trash (``content.trash`` lists that)."""
+    query = query.where(Post.deleted_at.is_(None))
     if can(actor, Action.EDIT_ANY_POST):
         return query
     own = select(PostAuthor.post_id).where(PostAuthor.user_id == actor.id)
@@ -38,7 +40,9 @@ def staff_post(session: DbSession, post_id: int, *, actor: Actor) -> Post:
 
     Raises NotFound when there is no such post, Forbidden when it is not theirs to edit.
     """
-    post = session.scalar(select(Post).where(Post.id == post_id).options(*with_links()))
+    post = session.scalar(
+        select(Post).where(Post.id == post_id, Post.deleted_at.is_(None)).options(*with_links())
+    )
     if post is None:
         raise NotFound(f"there is no post {post_id}")
     require(actor, Action.EDIT_POST, post)

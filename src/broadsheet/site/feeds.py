@@ -148,8 +148,8 @@ def _author_channel(slug: str) -> Channel:
     )
     site = site_settings(db.session).title
     return Channel(
-        title=f"{user.name} — {site}",
-        description=user.bio or f"Posts by {user.name} on {site}",
+        title=f"{user.display_name} — {site}",
+        description=user.bio or f"Posts by {user.display_name} on {site}",
         page_url=_author_url(user),
         feed_urls=_feed_urls(AUTHOR_FEEDS, slug=user.slug),
         posts=page.items,
@@ -177,7 +177,7 @@ def _entry_id(post: Post) -> str:
 
 def _person(user: User) -> dict[str, str]:
     # Staff email addresses stay private: a name and the author's archive only.
-    return {"name": user.name, "uri": _author_url(user)}
+    return {"name": user.display_name, "uri": _author_url(user)}
 
 
 def _feedgen(channel: Channel, fmt: str, mimetype: str) -> FeedGenerator:
@@ -206,7 +206,7 @@ def _feedgen(channel: Channel, fmt: str, mimetype: str) -> FeedGenerator:
         entry.content(absolute_html(post.html, url), type="html")
         entry.author([_person(user) for user in post.authors])
         for user in post.authors:
-            entry.dc.dc_creator(user.name)
+            entry.dc.dc_creator(user.display_name)
         for tag in post.public_tags:
             entry.category(term=tag.name)
     return feed
@@ -235,7 +235,7 @@ def _json_feed(channel: Channel) -> str:
             "summary": post.excerpt,
             "date_published": post.published_at.isoformat() if post.published_at else None,
             "date_modified": _changed_at(post).isoformat(),
-            "authors": [{"name": u.name, "url": _author_url(u)} for u in post.authors],
+            "authors": [{"name": u.display_name, "url": _author_url(u)} for u in post.authors],
             "tags": [tag.name for tag in post.public_tags],
         }
         if post.feature_image:
@@ -249,7 +249,9 @@ def _json_feed(channel: Channel) -> str:
         "description": channel.description,
     }
     if channel.author is not None:
-        document["authors"] = [{"name": channel.author.name, "url": _author_url(channel.author)}]
+        document["authors"] = [
+            {"name": channel.author.display_name, "url": _author_url(channel.author)}
+        ]
     document["items"] = items
     return json.dumps(document, ensure_ascii=False)
 

@@ -86,7 +86,7 @@ def website(site: str) -> dict[str, Any]:
 
 def person(user: User) -> dict[str, Any]:
     url = absolute_url("site.author", slug=user.slug)
-    return {"@type": "Person", "name": user.name, "url": url}
+    return {"@type": "Person", "name": user.display_name, "url": url}
 
 
 def collection_data(

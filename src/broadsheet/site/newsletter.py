@@ -20,6 +20,7 @@ from broadsheet.content import queries
 from broadsheet.errors import Invalid
 from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.newsletter import services
+from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.newsletter.tokens import Purpose
 from broadsheet.site.head import Head
 from broadsheet.site.views import current_settings, site_feeds
@@ -86,7 +87,14 @@ def subscribe() -> ResponseReturnValue:
 @bp.get("/subscribe/confirm/<token>")
 def confirm_form(token: str) -> ResponseReturnValue:
     secret = current_app.config["SECRET_KEY"]
-    services.subscriber_for(db.session, secret_key=secret, purpose=Purpose.CONFIRM, token=token)
+    subscriber = services.subscriber_for(
+        db.session, secret_key=secret, purpose=Purpose.CONFIRM, token=token
+    )
+    if subscriber.status is SubscriberStatus.CONFIRMED:
+        # A used link: say so rather than offer the button again.
+        return _page("confirmed.html", "Already confirmed", subscriber=subscriber, already=True)
+    if subscriber.status is SubscriberStatus.UNSUBSCRIBED:
+        return _page("confirmed.html", "Nothing changed", subscriber=subscriber)
     return _page("confirm.html", "Confirm your subscription", token=token)
 
 
