@@ -14,9 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from werkzeug.serving import make_server
 
+from broadsheet import create_app
+from broadsheet.extensions import db
 from tests import services
+from tests.conftest import base_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -60,3 +64,18 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def live_site(database_url: str, instance: Path, **config: Any) -> Iterator[tuple[str, Flask]]:
+    """The app on a server of its own on a free port (``SITE_URL`` says which), over
+    ``database_url``; its pool is closed after."""
+    require_chromium()
+    apps: list[Flask] = []  # built once the port, and so SITE_URL, is known
+    with served(lambda env, start: apps[0](env, start)) as url:
+        apps.append(create_app(base_config(instance, database_url, SITE_URL=url, **config)))
+        try:
+            yield url, apps[0]
+        finally:
+            with apps[0].app_context():
+                db.engine.dispose()

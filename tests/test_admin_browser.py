@@ -20,13 +20,11 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 
-from broadsheet import create_app
 from broadsheet.accounts.models import Role
 from broadsheet.content.models import Post
 from broadsheet.content.services import publish_due_posts
 from broadsheet.extensions import db, utcnow
-from tests.browser import ARTIFACTS, chromium, require_chromium, served
-from tests.conftest import base_config
+from tests.browser import ARTIFACTS, chromium, live_site
 from tests.staff import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -41,15 +39,8 @@ class LiveAdmin:
 @pytest.fixture
 def live(app: Flask, database_url: str, tmp_path: Path) -> Iterator[LiveAdmin]:
     """A server of its own on a free port; ``app`` (same database) empties the tables after."""
-    require_chromium()
-    apps: list[Flask] = []  # built once the port, and so SITE_URL, is known
-    with served(lambda env, start: apps[0](env, start)) as url:
-        apps.append(create_app(base_config(tmp_path, database_url, SITE_URL=url)))
-        try:
-            yield LiveAdmin(url, apps[0])
-        finally:
-            with apps[0].app_context():
-                db.engine.dispose()
+    with live_site(database_url, tmp_path) as (url, served_app):
+        yield LiveAdmin(url, served_app)
 
 
 @pytest.fixture

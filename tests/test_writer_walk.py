@@ -18,13 +18,11 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, expect
 
-from broadsheet import create_app
 from broadsheet.accounts.models import Role
 from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import delivery, sending
 from broadsheet.newsletter.mailers import SmtpMailer
-from tests.browser import chromium, require_chromium, served
-from tests.conftest import base_config
+from tests.browser import chromium, live_site
 from tests.newsletter import make_subscriber
 from tests.smtp import Recorder
 from tests.staff import PASSWORD
@@ -36,22 +34,12 @@ pytestmark = pytest.mark.browser
 def site(
     app: Flask, database_url: str, tmp_path: Path, smtp_server: Recorder
 ) -> Iterator[tuple[str, Flask]]:
-    require_chromium()
-    apps: list[Flask] = []
-    with served(lambda env, start: apps[0](env, start)) as url:
-        apps.append(
-            create_app(
-                base_config(
-                    tmp_path, database_url, SITE_URL=url, CELERY_TASK_ALWAYS_EAGER=True,
-                    MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port,
-                )
-            )
-        )  # fmt: skip
-        try:
-            yield url, apps[0]
-        finally:
-            with apps[0].app_context():
-                db.engine.dispose()
+    """The app served on loopback; its tasks run as they are queued, its mail goes over SMTP."""
+    with live_site(
+        database_url, tmp_path, CELERY_TASK_ALWAYS_EAGER=True,
+        MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port,
+    ) as served:  # fmt: skip
+        yield served
 
 
 @pytest.fixture
