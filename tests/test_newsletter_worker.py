@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -506,6 +507,33 @@ def test_rabbitmq_lost_and_back_mid_send_delivers_everything(stack: Stack, make_
     assert _counts(send.id) == {DeliveryStatus.SENT: total}
 
 
+class _DatabaseRoad:
+    """The worker's own road to PostgreSQL, which a test cuts and reopens on the same address,
+    as a restart looks to the worker; the shared server itself is never restarted."""
+
+    def __init__(self, database_url: str) -> None:
+        database = urlsplit(database_url)
+        self.target = (database.hostname or "127.0.0.1", database.port or 5432)
+        self.proxy = TcpProxy(*self.target)
+        via = database_url.replace(f":{self.target[1]}/", f":{self.proxy.port}/", 1)
+        self.env = {"DATABASE_URL": via}
+
+    def cut(self) -> None:
+        self.proxy.cut()
+
+    def reopen(self) -> None:
+        self.proxy = TcpProxy(*self.target, port=self.proxy.port)
+
+
+@contextmanager
+def _road_to_the_database(stack: Stack) -> Iterator[_DatabaseRoad]:
+    road = _DatabaseRoad(stack.database_url)
+    try:
+        yield road
+    finally:
+        road.cut()
+
+
 @production_stack
 def test_a_confirmation_queued_while_postgresql_restarts_still_goes_out(stack: Stack) -> None:
     """A reader subscribes just before PostgreSQL restarts (`make soak` restarts it under
@@ -514,23 +542,15 @@ def test_a_confirmation_queued_while_postgresql_restarts_still_goes_out(stack: S
     reopened on the same address; the shared server itself is not restarted."""
     from broadsheet.newsletter import services as newsletter
 
-    database = urlsplit(stack.database_url)
-    target = (database.hostname or "127.0.0.1", database.port or 5432)
-    road = TcpProxy(*target)
-    port = road.port
-    via_road = stack.database_url.replace(f":{target[1]}/", f":{port}/", 1)
-    try:
-        with stack.worker(env={"DATABASE_URL": via_road}) as worker:
-            road.cut()
-            newsletter.subscribe(db.session, email="new.reader@example.com", now=NOW)
-            db.session.commit()  # the confirmation task is enqueued after this commit
-            assert wait_until(lambda: "OperationalError" in worker.output, timeout=30), (
-                worker.output[-3000:]
-            )
-            road = TcpProxy(*target, port=port)
-            assert wait_until(lambda: stack.smtp.count() == 1, timeout=90), worker.output[-3000:]
-    finally:
+    with _road_to_the_database(stack) as road, stack.worker(env=road.env) as worker:
         road.cut()
+        newsletter.subscribe(db.session, email="new.reader@example.com", now=NOW)
+        db.session.commit()  # the confirmation task is enqueued after this commit
+        assert wait_until(lambda: "OperationalError" in worker.output, timeout=30), worker.output[
+            -3000:
+        ]
+        road.reopen()
+        assert wait_until(lambda: stack.smtp.count() == 1, timeout=90), worker.output[-3000:]
     assert list(stack.smtp.recipients()) == ["new.reader@example.com"]
 
 
@@ -542,23 +562,13 @@ def test_a_send_that_meets_postgresql_away_goes_on_when_it_is_back_without_the_s
     every few seconds, so the send goes on within seconds of its return, not after the
     sweeper's two-minute lease (no sweeper runs here)."""
     emails = _subscribers(20)
-    database = urlsplit(stack.database_url)
-    target = (database.hostname or "127.0.0.1", database.port or 5432)
-    road = TcpProxy(*target)
-    port = road.port
-    via_road = stack.database_url.replace(f":{target[1]}/", f":{port}/", 1)
-    try:
-        with stack.worker(env={"DATABASE_URL": via_road}) as worker:
-            road.cut()
-            send = _publish(make_post)  # the web reaches the database; the worker does not
-            assert wait_until(lambda: "OperationalError" in worker.output, timeout=30), (
-                worker.output[-3000:]
-            )
-            road = TcpProxy(*target, port=port)
-            assert wait_until(lambda: _all_sent(stack, send.id, 20), timeout=60), worker.output[
-                -3000:
-            ]
-    finally:
+    with _road_to_the_database(stack) as road, stack.worker(env=road.env) as worker:
         road.cut()
+        send = _publish(make_post)  # the web reaches the database; the worker does not
+        assert wait_until(lambda: "OperationalError" in worker.output, timeout=30), worker.output[
+            -3000:
+        ]
+        road.reopen()
+        assert wait_until(lambda: _all_sent(stack, send.id, 20), timeout=60), worker.output[-3000:]
     assert sorted(stack.smtp.recipients()) == emails
     assert set(stack.smtp.recipients().values()) == {1}

@@ -8,7 +8,6 @@ from flask.typing import ResponseReturnValue
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor, page, show_error
 from broadsheet.admin.forms import ButtonForm
-from broadsheet.content import services as content
 from broadsheet.content import trash
 from broadsheet.content.staff_queries import staff_post
 from broadsheet.errors import DomainError
@@ -18,8 +17,7 @@ from broadsheet.extensions import db, utcnow
 @bp.get("/posts/<int:post_id>/delete")
 def delete_post(post_id: int) -> ResponseReturnValue:
     """Ask first: what deleting does, and that the trash keeps the post for a while."""
-    post = staff_post(db.session, post_id, actor=actor())
-    content.require_delete(actor(), post)
+    post = trash.post_to_trash(db.session, post_id, actor=actor())
     return page("delete.html", post=post, button=ButtonForm(), days=trash.TRASH_DAYS)
 
 

@@ -211,12 +211,18 @@ def load_post(session: DbSession, post_id: int) -> Post:
     return post
 
 
-def check_version(post: Post, expected_version: int) -> None:
+def check_version(
+    post: Post,
+    expected_version: int,
+    *,
+    refused: str = "Your changes were not saved: copy them, reload the post, and apply them again.",
+) -> None:
+    """Raise Conflict, saying what was ``refused``, unless the post is still at the version the
+    person started from (every write of a post that someone looked at first goes through it)."""
     if post.version != expected_version:
         raise Conflict(
-            f"Someone else saved “{post.title}” while you were editing it (you started from "
-            f"version {expected_version}; it is now at version {post.version}). Your changes "
-            "were not saved: copy them, reload the post, and apply them again."
+            f"Someone else saved “{post.title}” since you opened it (you started from "
+            f"version {expected_version}; it is now at version {post.version}). {refused}"
         )
 
 
@@ -430,19 +436,19 @@ def unpublish_post(session: DbSession, post: Post, *, actor: Actor, now: datetim
     return post
 
 
-def require_delete(actor: Actor, post: Post) -> None:
-    """Who may delete (or trash) a post: whoever may edit it; one not a draft needs publish
-    rights too, so a contributor deletes only their own drafts.  Raises Forbidden."""
-    require(actor, Action.EDIT_POST, post)
-    if post.status is not PostStatus.DRAFT:
-        require(actor, Action.PUBLISH_POST, post)
-
-
 def may_delete(actor: Actor, post: Post) -> bool:
-    """Whether ``require_delete`` lets ``actor`` delete ``post``."""
+    """Who may delete (or trash) a post: whoever may edit it; one not a draft needs publish
+    rights too, so a contributor deletes only their own drafts."""
     return can(actor, Action.EDIT_POST, post) and (
         post.status is PostStatus.DRAFT or can(actor, Action.PUBLISH_POST, post)
     )
+
+
+def require_delete(actor: Actor, post: Post) -> None:
+    """Raise Forbidden unless ``may_delete``: the editing check first, for its message."""
+    require(actor, Action.EDIT_POST, post)
+    if not may_delete(actor, post):
+        require(actor, Action.PUBLISH_POST, post)
 
 
 def delete_post(session: DbSession, post: Post, *, actor: Actor, expected_version: int) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from broadsheet.accounts.permissions import Action, Actor, can
 from broadsheet.content import services as content
 from broadsheet.content.models import Post, PostAuthor, with_links
+from broadsheet.content.staff_queries import staff_post
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
 
@@ -53,6 +54,14 @@ def trashed_posts(session: DbSession, *, actor: Actor) -> list[Post]:
         )
     posts = session.scalars(query.order_by(Post.deleted_at.desc(), Post.id.desc())).all()
     return [post for post in posts if content.may_delete(actor, post)]
+
+
+def post_to_trash(session: DbSession, post_id: int, *, actor: Actor) -> Post:
+    """A post ``actor`` may move to the trash, for the page that asks first; raises NotFound
+    or Forbidden."""
+    post = staff_post(session, post_id, actor=actor)
+    content.require_delete(actor, post)
+    return post
 
 
 def trashed_post(session: DbSession, post_id: int, *, actor: Actor) -> Post:

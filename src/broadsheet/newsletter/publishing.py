@@ -50,15 +50,6 @@ class Review:
         return f"{everyone}, or those following {' or '.join(self.tag_names)}"
 
 
-def _check_version(post: Post, expected_version: int) -> None:
-    if post.version != expected_version:
-        raise Conflict(
-            f"Someone else saved “{post.title}” after you reviewed it (you reviewed version "
-            f"{expected_version}; it is now at version {post.version}). Nothing was published "
-            "or sent: reload the post and review it again."
-        )
-
-
 def _publishable(session: DbSession, post_id: int, *, actor: Actor) -> Post:
     post = content.load_post(session, post_id)
     require(actor, Action.PUBLISH_POST, post)
@@ -108,7 +99,10 @@ def confirm_publish(
     reviewed ``expected_version``.  Returns the post and, when it went now, its send.
     """
     post = _publishable(session, post_id, actor=actor)
-    _check_version(post, expected_version)
+    content.check_version(
+        post, expected_version,
+        refused="Nothing was published or sent: reload the post and review it again.",
+    )  # fmt: skip
     if at is None:
         return post, sending.publish_with_email(session, post, actor=actor, now=now)
     sending.schedule_with_email(session, post, actor=actor, at=at, now=now, email=True)
