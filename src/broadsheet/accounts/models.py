@@ -29,6 +29,22 @@ class Role(enum.StrEnum):
         return self.rank >= other.rank
 
 
+_ROLE_WORDS = frozenset({role.value for role in Role} | {"administrator", "staff"})
+
+
+def display_name_for(name: str | None, email: str) -> str:
+    """The name readers see: the one given, else the email's local part; never a role.
+
+    Accounts made before a name was asked for may hold none, or only their role
+    ("owner"); those are named at display time, so a byline never says "By owner".
+    """
+    for candidate in (name or "", email.split("@")[0]):
+        candidate = candidate.strip()
+        if candidate and candidate.lower() not in _ROLE_WORDS:
+            return candidate
+    return "Staff writer"
+
+
 class User(Model):
     __tablename__ = "users"
 
@@ -50,17 +66,7 @@ class User(Model):
 
     @property
     def display_name(self) -> str:
-        """The name readers see: the one given, else the email's local part; never a role.
-
-        Accounts made before a name was asked for may hold none, or only their role
-        ("owner"); those are named at display time, so a byline never says "By owner".
-        """
-        roles = {role.value for role in Role} | {"administrator", "staff"}
-        for candidate in (self.name or "", self.email.split("@")[0]):
-            candidate = candidate.strip()
-            if candidate and candidate.lower() not in roles:
-                return candidate
-        return "Staff writer"
+        return display_name_for(self.name, self.email)
 
     @property
     def is_active(self) -> bool:

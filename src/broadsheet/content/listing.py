@@ -10,13 +10,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
 
 from broadsheet.accounts.models import User
-from broadsheet.content.models import Post, PostAuthor, PostTag, Tag, with_links
+from broadsheet.content.cards import PostCard, card_query, cards
+from broadsheet.content.models import Post, PostAuthor, PostTag, Tag
 from broadsheet.content.paging import Remember, check_page, compute
-from broadsheet.content.queries import public_posts_query
 from broadsheet.extensions import DbSession
 
 
@@ -49,14 +50,14 @@ class Position:
 
 @dataclass(frozen=True)
 class Listing:
-    posts: list[Post]
+    posts: list[PostCard]
     total: int | None
     next: Position | None
 
 
-def _filtered(session: DbSession, wanted: PostFilter, now: datetime) -> Select[Post] | None:
+def _filtered(session: DbSession, wanted: PostFilter, now: datetime) -> Select[Any] | None:
     """The public posts ``wanted`` describes, unordered; None when nothing can match."""
-    query = public_posts_query(now).order_by(None)
+    query = card_query().where(Post.visible_clause(now))
     if wanted.tags:
         tag_ids = list(
             session.scalars(select(Tag.id).where(Tag.slug.in_(wanted.tags), ~Tag.is_internal))
@@ -123,7 +124,7 @@ def list_posts(
         page = page or 1
         check_page(page, total, limit)
         query = query.offset((page - 1) * limit)
-    rows = list(session.scalars(query.order_by(*order).limit(limit + 1).options(*with_links())))
+    rows = cards(session, query.order_by(*order).limit(limit + 1))
     more = len(rows) > limit
     posts = rows[:limit]
     last = posts[-1] if posts and more else None

@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from broadsheet.content.models import Post
 from broadsheet.errors import NotFound
 
 T = TypeVar("T")
@@ -30,10 +29,10 @@ def compute(_name: str, value: Callable[[], T], /) -> T:
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[T]):
     """One page of a listing; ``number`` counts from 1."""
 
-    items: list[Post]
+    items: list[T]
     number: int
     per_page: int
     total: int

@@ -1,44 +1,43 @@
 """The read side: what readers may see, page by page.
 
-Every function here answers with a fixed number of queries whatever the page
-holds (a count, the page's ids through an index, the posts, their tags and
-their authors), and nothing a reader must not see leaves it: drafts,
+Pages are read as rows, not ORM objects (``cards``): a page of a listing is
+one statement for its posts and one for their tags and authors, whatever
+the page holds; and nothing a reader must not see leaves here: drafts,
 scheduled posts, pages (in listings) and internal tags.
 
-A listing's total, which counts every matching row, is the one cost that
-grows with the site: callers may pass a ``Remember`` that keeps it for as
-long as the content is unchanged (the site passes the page cache's).
+Deep pages cost what the first does: a listing is walked by position
+(published_at, id) along its index, never by OFFSET.  Where each page starts
+is read once, for all pages at once, in one scan of the index, and kept with
+the listing's total for as long as the content is unchanged, through the
+``Remember`` callers pass (the site passes the page cache's, which keeps
+values per content generation, even with the page cache off on PostgreSQL).
+Without one (staff, or the cache off on SQLite) the scan runs each time.
 
 Listings may be asked to treat an empty first page as missing
 (``allow_empty=False``): the public site does, so that a tag used only by
 drafts, or a staff member who has published nothing, has no page at all.
 
 Beside it: ``paging`` (a page and which numbers exist), ``listing`` (the
-Content API's filtered lists, built on ``public_posts_query``), ``sitemap``
+Content API's filtered lists), ``sitemap``
 (slugs and dates only) and ``staff_queries`` (what staff may work on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, union_all
+from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, union_all
 
 from broadsheet.accounts.models import User
-from broadsheet.content.models import (
-    Post,
-    PostAuthor,
-    PostKind,
-    PostTag,
-    Tag,
-    with_links,
-)
+from broadsheet.content.cards import Byline, PostCard, TagRef, card_query, cards
+from broadsheet.content.models import Post, PostAuthor, PostKind, PostTag, Tag
 from broadsheet.content.paging import Page, Remember, check_page, compute
 from broadsheet.errors import NotFound
 from broadsheet.extensions import DbSession
+
+__all__ = ["Byline", "Page", "PostCard", "PostLink", "Remember", "TagRef", "compute"]
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,91 @@ class PostLink:
     updated_at: datetime
 
 
-def _load_in_order(session: DbSession, ids: Sequence[int]) -> list[Post]:
-    if not ids:
-        return []
-    posts = {
-        p.id: p
-        for p in session.scalars(select(Post).where(Post.id.in_(ids)).options(*with_links()))
-    }
-    return [posts[i] for i in ids if i in posts]
+def _seek(
+    session: DbSession,
+    *,
+    name: str,
+    where: tuple[Any, ...],
+    position: tuple[Any, Any],
+    source: Select[Any],
+    number: int,
+    per_page: int,
+    allow_empty: bool,
+    remember: Remember,
+) -> Page[PostCard]:
+    """One page of a listing, newest first, found by where it starts rather than by OFFSET.
+
+    ``source`` selects the cards (``card_query``, joined as needed) under ``where``;
+    ``position`` is the (published_at, id) pair the listing's index is ordered by.
+    """
+    published, ident = position
+    total = remember(
+        f"{name}:total", lambda: session.scalar(select(func.count(ident)).where(*where)) or 0
+    )
+    check_page(number, total, per_page, allow_empty=allow_empty)
+    query = source.where(*where)
+    if number > 1:
+        starts = remember(
+            f"{name}:starts:{per_page}",
+            lambda: _page_starts(session, where, position, per_page),
+        )
+        if number > len(starts):  # the total and the starts were read apart, around a change
+            raise NotFound(f"there is no page {number}")
+        at, at_id = starts[number - 1]
+        query = query.where(tuple_(published, ident) <= tuple_(datetime.fromisoformat(at), at_id))
+    query = query.order_by(published.desc(), ident.desc()).limit(per_page)
+    return Page(cards(session, query), number, per_page, total)
+
+
+def _page_starts(
+    session: DbSession, where: tuple[Any, ...], position: tuple[Any, Any], per_page: int
+) -> list[list[Any]]:
+    """Where each page of a listing starts, as [published_at (ISO), id]: one index scan."""
+    published, ident = position
+    numbered = (
+        select(
+            published.label("published_at"),
+            ident.label("id"),
+            func.row_number().over(order_by=(published.desc(), ident.desc())).label("n"),
+        )
+        .where(*where)
+        .subquery()
+    )
+    rows = session.execute(
+        select(numbered.c.published_at, numbered.c.id)
+        .where((numbered.c.n - 1) % per_page == 0)
+        .order_by(numbered.c.n)
+    )
+    return [[row[0].isoformat(), row[1]] for row in rows]
+
+
+def _page_of_posts(
+    session: DbSession,
+    *,
+    now: datetime,
+    number: int,
+    per_page: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    allow_empty: bool = True,
+    remember: Remember = compute,
+) -> Page[PostCard]:
+    where: tuple[Any, ...] = (Post.visible_clause(now),)
+    if since is not None:
+        where += (Post.published_at >= since,)
+    if until is not None:
+        where += (Post.published_at < until,)
+    return _seek(
+        session,
+        name=f"posts:{since}:{until}",
+        where=where,
+        position=(Post.published_at, Post.id),
+        source=card_query(),
+        number=number,
+        per_page=per_page,
+        allow_empty=allow_empty,
+        remember=remember,
+    )
 
 
 def _page_of_links(
@@ -71,59 +147,19 @@ def _page_of_links(
     per_page: int,
     allow_empty: bool,
     remember: Remember,
-) -> Page:
-    where = (owner_column == owner_id, link.published_at <= now)
-    total = remember(
-        f"{link.__tablename__}:{owner_id}",
-        lambda: session.scalar(select(func.count()).select_from(link).where(*where)) or 0,
+) -> Page[PostCard]:
+    """A tag's or an author's archive: a range of the link table's own index, then the posts."""
+    return _seek(
+        session,
+        name=f"{link.__tablename__}:{owner_id}",
+        where=(owner_column == owner_id, link.published_at <= now),
+        position=(link.published_at, link.post_id),
+        source=card_query().join(link, link.post_id == Post.id),
+        number=number,
+        per_page=per_page,
+        allow_empty=allow_empty,
+        remember=remember,
     )
-    check_page(number, total, per_page, allow_empty=allow_empty)
-    ids: list[int] = list(
-        session.scalars(
-            select(link.post_id)
-            .where(*where)
-            .order_by(link.published_at.desc(), link.post_id.desc())
-            .offset((number - 1) * per_page)
-            .limit(per_page)
-        )
-    )
-    return Page(_load_in_order(session, ids), number, per_page, total)
-
-
-def public_posts_query(now: datetime) -> Select[Post]:
-    """Public posts (not pages), newest first."""
-    return (
-        select(Post)
-        .where(Post.visible_clause(now))
-        .order_by(Post.published_at.desc(), Post.id.desc())
-    )
-
-
-def _page_of_posts(
-    session: DbSession,
-    *,
-    now: datetime,
-    number: int,
-    per_page: int,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    allow_empty: bool = True,
-    remember: Remember = compute,
-) -> Page:
-    query = public_posts_query(now)
-    if since is not None:
-        query = query.where(Post.published_at >= since)
-    if until is not None:
-        query = query.where(Post.published_at < until)
-    counted = select(func.count()).select_from(query.order_by(None).subquery())
-    total = remember(f"posts:{since}:{until}", lambda: session.scalar(counted) or 0)
-    check_page(number, total, per_page, allow_empty=allow_empty)
-    ids = list(
-        session.scalars(
-            query.with_only_columns(Post.id).offset((number - 1) * per_page).limit(per_page)
-        )
-    )
-    return Page(_load_in_order(session, ids), number, per_page, total)
 
 
 def home_page(
@@ -133,7 +169,7 @@ def home_page(
     number: int,
     per_page: int,
     remember: Remember = compute,
-) -> Page:
+) -> Page[PostCard]:
     return _page_of_posts(session, now=now, number=number, per_page=per_page, remember=remember)
 
 
@@ -147,7 +183,7 @@ def date_archive(
     per_page: int,
     allow_empty: bool = True,
     remember: Remember = compute,
-) -> Page:
+) -> Page[PostCard]:
     """Posts of one year or one month (UTC), newest first."""
     if not 1 <= year <= 9998 or (month is not None and not 1 <= month <= 12):
         raise NotFound("no such date")
@@ -168,23 +204,25 @@ def date_archive(
     )
 
 
-def public_tag(session: DbSession, slug: str) -> Tag:
-    tag = session.scalar(select(Tag).where(Tag.slug == slug))
-    if tag is None or tag.is_internal:
+def public_tag(session: DbSession, slug: str) -> TagRef:
+    row = session.execute(
+        select(Tag.id, Tag.name, Tag.slug, Tag.description).where(Tag.slug == slug)
+    ).first()
+    if row is None or row.name.startswith("#"):  # internal (Tag.is_internal)
         raise NotFound(f"no tag {slug!r}")
-    return tag
+    return TagRef(*row)
 
 
 def tag_archive(
     session: DbSession,
-    tag: Tag,
+    tag: TagRef,
     *,
     now: datetime,
     number: int,
     per_page: int,
     allow_empty: bool = True,
     remember: Remember = compute,
-) -> Page:
+) -> Page[PostCard]:
     return _page_of_links(
         session,
         PostTag,
@@ -200,7 +238,7 @@ def tag_archive(
 
 @dataclass(frozen=True)
 class PublicAuthor:
-    user: User
+    user: Byline
     post_count: int
 
 
@@ -213,26 +251,26 @@ def public_author(session: DbSession, slug: str, *, now: datetime) -> PublicAuth
     and its page).
     """
     row = session.execute(
-        select(User, func.count(PostAuthor.post_id))
+        select(User.id, User.slug, User.name, User.email, User.bio, func.count(PostAuthor.post_id))
         .join(PostAuthor, PostAuthor.user_id == User.id)
         .where(User.slug == slug, PostAuthor.published_at <= now)
-        .group_by(User.id)
+        .group_by(User.id, User.slug, User.name, User.email, User.bio)
     ).first()
     if row is None:
         raise NotFound(f"no author {slug!r}")
-    return PublicAuthor(row[0], int(row[1]))
+    return PublicAuthor(Byline(*row[:5]), int(row[5]))
 
 
 def author_archive(
     session: DbSession,
-    user: User,
+    user: Byline,
     *,
     now: datetime,
     number: int,
     per_page: int,
     allow_empty: bool = True,
     remember: Remember = compute,
-) -> Page:
+) -> Page[PostCard]:
     return _page_of_links(
         session,
         PostAuthor,
@@ -253,22 +291,20 @@ def public_post(
     now: datetime,
     post_id: int | None = None,
     pages: bool = True,
-) -> Post:
+) -> PostCard:
     """A published post (or page, unless ``pages`` is false) a reader may open, by slug or id.
 
     The site opens posts and pages by slug; the Content API posts only, by
     either.  Raises NotFound for anything else.
     """
-    query = select(Post).options(*with_links())
+    query = card_query().where(Post.visible_clause(now, kind=None if pages else PostKind.POST))
     query = (
         query.where(Post.id == post_id) if post_id is not None else query.where(Post.slug == slug)
     )
-    if not pages:
-        query = query.where(Post.kind == PostKind.POST)
-    post = session.scalar(query)
-    if post is None or not post.is_visible(now):
+    found = cards(session, query)
+    if not found:
         raise NotFound("no such post")
-    return post
+    return found[0]
 
 
 def public_pages(session: DbSession, *, now: datetime) -> list[PostLink]:
@@ -282,7 +318,7 @@ def public_pages(session: DbSession, *, now: datetime) -> list[PostLink]:
 
 
 def neighbours(
-    session: DbSession, post: Post, *, now: datetime
+    session: DbSession, post: PostCard, *, now: datetime
 ) -> tuple[PostLink | None, PostLink | None]:
     """The public posts just older and just newer than ``post``, in one query.
 

@@ -16,7 +16,9 @@ when the app starts.  Where the token lives decides who shares it:
   ``NOTIFY`` and held in memory by a listener in each web process
   (``notify``);
 - SQLite (one machine): a small file beside the database file;
-- Redis (``PAGE_CACHE_URL``): a key beside the pages.
+- Redis (``PAGE_CACHE_URL``): a key beside the pages, published on a
+  channel and held in memory by a listener in each web process, so that a
+  hit on a page this process holds needs no round trip.
 
 The pages themselves live in a folder under the instance folder (cachelib's
 ``FileSystemCache``), or in Redis; each process also keeps its own copies
@@ -53,6 +55,7 @@ from broadsheet.page_cache.notify import NotifiedGeneration, libpq_url
 from broadsheet.page_cache.stores import (
     GenerationStore,
     PageStore,
+    RedisGeneration,
     embedded_pages,
     file_generation,
     redis_stores,
@@ -84,14 +87,19 @@ def init_app(app: Flask) -> None:
     app.extensions[BLUEPRINTS] = set()
     app.after_request(mark_shareable)
     url = app.config.get("PAGE_CACHE_URL") or ""
-    if url == "off":
+    database = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url == "off" and not is_postgresql(database):
         app.extensions[EXTENSION] = None
         return
-    pages: PageStore
+    pages: PageStore | None
     generation: GenerationStore
     folder = Path(app.instance_path) / "page-cache"
-    database = app.config["SQLALCHEMY_DATABASE_URI"]
-    if url:
+    if url == "off":
+        # No page is kept, but the generation is followed on the database, which needs no
+        # folder or other service: listing totals and the site's settings are still read once
+        # per generation.
+        pages, generation = None, NotifiedGeneration(libpq_url(database))
+    elif url:
         pages, generation = redis_stores(url, app.config.get("PAGE_CACHE_PREFIX") or "")
     elif is_postgresql(database):
         # Every process of the deployment shares the database, not the instance folder.
@@ -122,10 +130,10 @@ def invalidate(app: Flask) -> None:
 
 
 def close(app: Flask) -> None:
-    """Stop what the cache runs in the background (the PostgreSQL listener), for an app that is
-    done with before its process ends (tests); the process's end stops it anyway."""
+    """Stop what the cache runs in the background (the PostgreSQL or Redis listener), for an
+    app that is done with before its process ends (tests); the process's end stops it anyway."""
     cache = page_cache(app)
-    if cache is not None and isinstance(cache.generation, NotifiedGeneration):
+    if cache is not None and isinstance(cache.generation, NotifiedGeneration | RedisGeneration):
         cache.generation.close()
 
 

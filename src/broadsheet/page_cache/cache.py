@@ -46,11 +46,16 @@ def new_token() -> str:
 
 
 class PageCache:
-    """Pages by address, each valid in the content generation it was built in."""
+    """Pages by address, each valid in the content generation it was built in.
+
+    Without a store (``PAGE_CACHE_URL=off`` on PostgreSQL) it keeps no page,
+    but still follows the generation, so that values derived from content
+    (``remember``) are computed once per generation in each process.
+    """
 
     def __init__(
         self,
-        store: PageStore,
+        store: PageStore | None,
         generation: GenerationStore,
         sealer: Sealer,
         memory: int = MEMORY_BYTES,
@@ -98,8 +103,8 @@ class PageCache:
         this generation (one of an older generation is stale, and is overwritten).
         """
         token = self.current()
-        if token is None:
-            return None, None
+        if token is None or self.store is None:
+            return token, None
         entry = self.recent.get(address)
         if entry is not None and entry.generation == token:
             return token, entry
@@ -112,6 +117,8 @@ class PageCache:
         return token, None
 
     def put(self, address: str, entry: Entry) -> None:
+        if self.store is None:
+            return
         self.recent.put(address, entry)
         key = store_key(address)
         self._call(self.store.set, key, self.sealer.seal_entry(key, entry), ENTRY_SECONDS)
@@ -122,15 +129,15 @@ class PageCache:
         held = self.values.get(key)
         if held is not None and held[0] == generation:
             return cast(T, held[1])
-        worked, stored = self._call(self.store.get, key)
+        worked, stored = self._call(self.store.get, key) if self.store else (False, None)
         sound, kept = self.sealer.open(key, stored) if worked else (False, None)
         if sound and isinstance(kept, list) and len(kept) == 2 and kept[0] == generation:
             value = cast(T, kept[1])
         else:
             value = compute()
-            self._call(
-                self.store.set, key, self.sealer.seal(key, [generation, value]), ENTRY_SECONDS
-            )
+            if self.store is not None:
+                sealed = self.sealer.seal(key, [generation, value])
+                self._call(self.store.set, key, sealed, ENTRY_SECONDS)
         self.values.put(key, (generation, value))
         return value
 

@@ -58,7 +58,8 @@ class PageCacheMiddleware:
             return self.app(environ, start_response)
         endpoint = self.keys.endpoint(environ)
         cacheable = (
-            endpoint is not None
+            self.cache.store is not None
+            and endpoint is not None
             and endpoint.rpartition(".")[0] in self.flask_app.extensions[BLUEPRINTS]
             and not endpoint.endswith(".static")
         )
@@ -152,7 +153,8 @@ def mark_shareable(response: Response) -> Response:
     lookup: Lookup | None = request.environ.get(STATE)
     if lookup is None:
         return response
-    response.headers["X-Cache"] = "MISS"
+    if lookup.cacheable:
+        response.headers["X-Cache"] = "MISS"
     lookup.shareable = (
         lookup.cacheable
         and request.method == "GET"

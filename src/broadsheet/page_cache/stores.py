@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +29,8 @@ GENERATION_KEY = "generation"
 ENTRY_SECONDS = 3600  # only frees space: a change makes an entry unreachable at once
 EMBEDDED_MAX_ENTRIES = 20_000
 REDIS_TIMEOUT_SECONDS = 0.25  # a stalled Redis must not stall the page
+LISTEN_POLL_SECONDS = 1.0  # the Redis listener looks up this often to see whether to stop
+LISTEN_RETRY_SECONDS = 1.0
 V = TypeVar("V")
 log = logging.getLogger("broadsheet.page_cache")
 
@@ -77,15 +81,96 @@ class WrittenAfterCommit:
 
 
 class RedisGeneration(WrittenAfterCommit):
+    """The token in a Redis key, and held in memory from the key's channel.
+
+    ``write`` sets the key and publishes the token on a channel of the same
+    name in one transaction; a listener thread in each process subscribes to
+    it, reads the key once it is subscribed (so nothing written meanwhile is
+    missed), and keeps the latest token in memory: a page served from this
+    process's own copies then needs no round trip to Redis at all.  While the
+    listener is not subscribed (starting, or after a lost connection), ``read``
+    asks Redis, as a process without a listener would.
+    """
+
     def __init__(self, client: redis.Redis, key: str) -> None:
         self.client, self.key = client, key
+        self.token: str | None = None
+        self.listening = False
+        self.closed = False
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
 
     def read(self) -> str | None:
+        if self.listening:
+            return self.token
+        self._listen()
         token = self.client.get(self.key)
         return token.decode() if isinstance(token, bytes) else None
 
     def write(self, token: str) -> None:
-        self.client.set(self.key, token)
+        with self.client.pipeline(transaction=True) as both:
+            both.set(self.key, token)
+            both.publish(self.key, token)
+            both.execute()
+        with self.lock:
+            if self.listening:
+                self.token = token  # this process's next request sees its own change
+
+    def close(self) -> None:
+        self.closed = True
+        if self.thread is not None:
+            self.thread.join(timeout=LISTEN_POLL_SECONDS * 3)
+
+    def _listen(self) -> None:
+        with self.lock:
+            if self.closed or (self.thread is not None and self.thread.is_alive()):
+                return
+            self.thread = threading.Thread(
+                target=_listen_redis, args=(weakref.ref(self),), daemon=True,
+                name="page-cache-redis-listener",
+            )  # fmt: skip
+            self.thread.start()
+
+    def _received(self, token: str | None, *, subscribed: bool) -> None:
+        with self.lock:
+            self.token = token
+            self.listening = subscribed
+
+    def _subscribed(self) -> None:
+        """Now subscribed: what the key holds is current, and later changes will arrive."""
+        token = self.client.get(self.key)
+        self._received(token.decode() if isinstance(token, bytes) else None, subscribed=True)
+
+
+def _listen_redis(ref: weakref.ref[RedisGeneration]) -> None:
+    """The listener thread: holds only a weak reference, so it ends with its app."""
+    while (generation := ref()) is not None and not generation.closed:
+        channel = generation.client.pubsub(ignore_subscribe_messages=False)
+        key = generation.key
+        del generation
+        try:
+            channel.subscribe(key)
+            while (generation := ref()) is not None and not generation.closed:
+                message = channel.get_message(timeout=LISTEN_POLL_SECONDS)
+                if message is None:
+                    pass
+                elif message["type"] == "subscribe":
+                    generation._subscribed()
+                elif message["type"] == "message":
+                    data = message["data"]
+                    generation._received(
+                        data.decode() if isinstance(data, bytes) else None, subscribed=True
+                    )
+                del generation
+        except (redis.RedisError, OSError):
+            log.debug("the page cache's Redis listener failed", exc_info=True)
+        finally:
+            channel.close()
+        if (generation := ref()) is None:
+            return
+        generation._received(None, subscribed=False)  # read from Redis until back
+        del generation
+        time.sleep(LISTEN_RETRY_SECONDS)
 
 
 class FileGeneration(WrittenAfterCommit):

@@ -23,8 +23,7 @@ from feedgen.feed import FeedGenerator
 from flask import Blueprint, Response, abort, current_app
 
 from broadsheet import page_cache
-from broadsheet.accounts.models import User
-from broadsheet.content.models import Post, Tag
+from broadsheet.content.cards import Byline, PostCard, TagRef
 from broadsheet.content.queries import (
     author_archive,
     home_page,
@@ -36,7 +35,7 @@ from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
 from broadsheet.http_caching import cacheable, newest
 from broadsheet.page_cache import cache_pages
-from broadsheet.settings.services import site_settings
+from broadsheet.site.generation import current_settings
 from broadsheet.urls import absolute_url
 
 FEED_SIZE = 20  # the latest posts a feed carries
@@ -65,7 +64,7 @@ def absolute_html(html: str, base_url: str) -> str:
     return lead + "".join(lxml.html.tostring(child, encoding="unicode") for child in root)
 
 
-def _changed_at(post: Post) -> datetime:
+def _changed_at(post: PostCard) -> datetime:
     return newest(post.updated_at, post.published_at) or post.updated_at
 
 
@@ -80,8 +79,8 @@ class Channel:
     description: str
     page_url: str
     feed_urls: dict[str, str]  # format -> absolute URL of that format's feed
-    posts: list[Post]
-    author: User | None = None
+    posts: list[PostCard]
+    author: Byline | None = None
 
     @property
     def updated(self) -> datetime | None:
@@ -99,7 +98,7 @@ def _feed_urls(endpoints: dict[str, str], **values: Any) -> dict[str, str]:
 
 
 def _site_channel() -> Channel:
-    settings = site_settings(db.session)  # what staff named the site, as the pages show it
+    settings = current_settings()  # what staff named the site, as the pages show it
     page = home_page(
         db.session, now=utcnow(), number=1, per_page=FEED_SIZE, remember=page_cache.remember
     )
@@ -124,7 +123,7 @@ def _tag_channel(slug: str) -> Channel:
         allow_empty=False,
         remember=page_cache.remember,
     )
-    site = site_settings(db.session).title
+    site = current_settings().title
     return Channel(
         title=f"{tag.name} — {site}",
         description=tag.description or f"Posts tagged {tag.name} on {site}",
@@ -146,7 +145,7 @@ def _author_channel(slug: str) -> Channel:
         allow_empty=False,
         remember=page_cache.remember,
     )
-    site = site_settings(db.session).title
+    site = current_settings().title
     return Channel(
         title=f"{user.display_name} — {site}",
         description=user.bio or f"Posts by {user.display_name} on {site}",
@@ -157,25 +156,25 @@ def _author_channel(slug: str) -> Channel:
     )
 
 
-def _post_url(post: Post) -> str:
+def _post_url(post: PostCard) -> str:
     return absolute_url("site.post", slug=post.slug)
 
 
-def _tag_url(tag: Tag) -> str:
+def _tag_url(tag: TagRef) -> str:
     return absolute_url("site.tag", slug=tag.slug)
 
 
-def _author_url(user: User) -> str:
+def _author_url(user: Byline) -> str:
     return absolute_url("site.author", slug=user.slug)
 
 
-def _entry_id(post: Post) -> str:
+def _entry_id(post: PostCard) -> str:
     """A tag: URI (RFC 4151) that survives a change of slug, so readers never see a post twice."""
     host = urlsplit(current_app.config["SITE_URL"]).hostname
     return f"tag:{host},{post.created_at:%Y-%m-%d}:post/{post.id}"
 
 
-def _person(user: User) -> dict[str, str]:
+def _person(user: Byline) -> dict[str, str]:
     # Staff email addresses stay private: a name and the author's archive only.
     return {"name": user.display_name, "uri": _author_url(user)}
 

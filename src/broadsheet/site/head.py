@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import current_app, url_for
 
-from broadsheet.accounts.models import User
-from broadsheet.content.models import Post, PostKind
+from broadsheet.content.cards import Byline, PostCard
+from broadsheet.content.models import PostKind
 from broadsheet.content.paging import Page
 from broadsheet.http_caching import newest
 from broadsheet.urls import absolute_url
@@ -84,13 +84,13 @@ def website(site: str) -> dict[str, Any]:
     return {"@type": "WebSite", "name": site, "url": f"{current_app.config['SITE_URL']}/"}
 
 
-def person(user: User) -> dict[str, Any]:
+def person(user: Byline) -> dict[str, Any]:
     url = absolute_url("site.author", slug=user.slug)
     return {"@type": "Person", "name": user.display_name, "url": url}
 
 
 def collection_data(
-    *, site: str, name: str, description: str, canonical: str, page: Page, **extra: Any
+    *, site: str, name: str, description: str, canonical: str, page: Page[PostCard], **extra: Any
 ) -> dict[str, Any]:
     """JSON-LD for a listing: a CollectionPage whose ItemList is this page's posts."""
     return {
@@ -118,7 +118,7 @@ def collection_data(
 
 
 def post_data(
-    post: Post, *, site: str, canonical: str, headline: str, description: str, tags: list[str]
+    post: PostCard, *, site: str, canonical: str, headline: str, description: str, tags: list[str]
 ) -> dict[str, Any]:
     """JSON-LD for a post (a BlogPosting) or a standalone page (a WebPage)."""
     is_page = post.kind is PostKind.PAGE
@@ -139,7 +139,7 @@ def post_data(
             "author": [person(user) for user in post.authors],
             "publisher": {**website(site), "@type": "Organization"},
             "keywords": tags,
-            "wordCount": len(post.markdown.split()),
+            "wordCount": post.word_count,
         }
         if post.primary_tag is not None:
             data["articleSection"] = post.primary_tag.name

@@ -1,5 +1,5 @@
 """The theme around every public page: versioned static files, template helpers, and the
-site's names as staff saved them (read once a request).
+site's names as staff saved them (``site.generation``: read once a content generation).
 
 ``init_theme`` gives the site's blueprint these helpers; pages live in ``site/views.py``.
 """
@@ -14,14 +14,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, has_request_context, request, url_for
 
-from broadsheet.extensions import db
-from broadsheet.settings.services import SiteSettings, site_settings
 from broadsheet.site.feeds import SITE_FEEDS
+from broadsheet.site.generation import SETTINGS_KEY, current_settings
 from broadsheet.site.head import FeedLink, feed_links, iso, optional_url
 
 STATIC = Path(__file__).parent / "static"
 ONE_YEAR = 365 * 24 * 3600
-SETTINGS_KEY = "broadsheet.site_settings"
 
 
 class SiteBlueprint(Blueprint):
@@ -46,15 +44,6 @@ def static_url(filename: str) -> str:
 
 def long_date(moment: datetime | None) -> str:
     return f"{moment.day} {moment:%B %Y}" if moment else ""
-
-
-def current_settings() -> SiteSettings:
-    """The site's title, description and page size as staff saved them, read once a request."""
-    # Kept on the request itself: an app context (and its ``g``) may outlive one request.
-    settings: SiteSettings | None = request.environ.get(SETTINGS_KEY)
-    if settings is None:
-        settings = request.environ[SETTINGS_KEY] = site_settings(db.session)
-    return settings
 
 
 def site_names() -> dict[str, Any]:

@@ -17,12 +17,13 @@ from werkzeug.routing import RequestRedirect
 
 from broadsheet import page_cache
 from broadsheet.content import queries
-from broadsheet.content.models import Post, PostKind, Tag
+from broadsheet.content.models import PostKind
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
 from broadsheet.http_caching import cacheable, newest
 from broadsheet.page_cache import cache_pages
 from broadsheet.site.feeds import AUTHOR_FEEDS, TAG_FEEDS
+from broadsheet.site.generation import nav_pages
 from broadsheet.site.head import (
     FeedLink,
     Head,
@@ -55,7 +56,7 @@ init_theme(bp)
 # Building a page ----------------------------------------------------------------------------
 
 
-def _listing_modified(page: queries.Page) -> datetime | None:
+def _listing_modified(page: queries.Page[queries.PostCard]) -> datetime | None:
     return newest(*(p.updated_at for p in page.items), *(p.published_at for p in page.items))
 
 
@@ -68,11 +69,11 @@ def _render(
     status: int = 200,
     **context: Any,
 ) -> Response:
-    nav_pages = queries.public_pages(db.session, now=now)
-    body = render_template(template, nav_pages=nav_pages, **context)
+    menu = nav_pages(now)
+    body = render_template(template, nav_pages=menu, **context)
     return cacheable(
         body,
-        last_modified=newest(last_modified, *(p.updated_at for p in nav_pages)),
+        last_modified=newest(last_modified, *(p.updated_at for p in menu)),
         max_age=max_age,
         status=status,
     )
@@ -96,7 +97,7 @@ def _per_page() -> int:
 
 
 def _pagination_urls(
-    page: queries.Page, endpoint: str, **values: Any
+    page: queries.Page[queries.PostCard], endpoint: str, **values: Any
 ) -> tuple[str | None, str | None]:
     newer = _page_url(endpoint, page.number - 1, values) if page.has_previous else None
     older = _page_url(endpoint, page.number + 1, values) if page.has_next else None
@@ -113,7 +114,7 @@ def _page_url(endpoint: str, number: int, values: dict[str, Any]) -> str:
 def _listing(
     template: str,
     *,
-    page: queries.Page,
+    page: queries.Page[queries.PostCard],
     now: datetime,
     endpoint: str,
     values: dict[str, Any],
@@ -190,7 +191,7 @@ def home(number: int | None = None) -> Response:
 def tag(slug: str, number: int | None = None) -> Response:
     number = _page_number(number, "site.tag", slug=slug)
     now = utcnow()
-    found: Tag = queries.public_tag(db.session, slug)
+    found = queries.public_tag(db.session, slug)
     page = queries.tag_archive(
         db.session,
         found,
@@ -225,7 +226,7 @@ def tag(slug: str, number: int | None = None) -> Response:
 def author(slug: str, number: int | None = None) -> Response:
     number = _page_number(number, "site.author", slug=slug)
     now = utcnow()
-    user = queries.public_author(db.session, slug, now=utcnow()).user
+    user = queries.public_author(db.session, slug, now=now).user
     page = queries.author_archive(
         db.session,
         user,
@@ -308,7 +309,7 @@ def post(slug: str) -> Response:
     return _post_page(queries.public_post(db.session, slug, now=utcnow()))
 
 
-def _post_page(found: Post) -> Response:
+def _post_page(found: queries.PostCard) -> Response:
     now = utcnow()
     is_page = found.kind is PostKind.PAGE
     older, newer = queries.neighbours(db.session, found, now=now)
@@ -317,7 +318,7 @@ def _post_page(found: Post) -> Response:
     description = found.meta_description or found.excerpt or current_settings().description
     headline = found.meta_title or found.title
     authors = found.authors
-    tags = [t.name for t in found.public_tags]
+    tags = [tag.name for tag in found.public_tags]
     data = post_data(
         found, site=site, canonical=canonical, headline=headline, description=description, tags=tags
     )
