@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, literal, select, union_all
+from sqlalchemy import Select, bindparam, literal, select, union_all
 
 from broadsheet.accounts.models import User, display_name_for
 from broadsheet.content.models import (
@@ -107,10 +108,13 @@ def card_query() -> Select[Any]:
     return cast("Select[Any]", select(*CARD_COLUMNS))
 
 
-def cards(session: DbSession, query: Select[Any]) -> list[PostCard]:
+def cards(
+    session: DbSession, query: Select[Any], params: dict[str, Any] | None = None
+) -> list[PostCard]:
     """The posts ``query`` (a ``card_query``) selects, in its order, each with its tags and
     authors: two statements whatever the count."""
-    rows = session.execute(query).all()
+    # Straight on the connection: rows need none of the ORM session's execution machinery.
+    rows = session.connection().execute(query, params).all()
     if not rows:
         return []
     tags, authors = _links(session, [row[0] for row in rows])
@@ -130,6 +134,21 @@ def _links(
     session: DbSession, ids: list[int]
 ) -> tuple[dict[int, list[TagRef]], dict[int, list[Byline]]]:
     """The public tags and the authors of the posts ``ids``, in their order, in one statement."""
+    found_tags: dict[int, list[TagRef]] = {}
+    found_authors: dict[int, list[Byline]] = {}
+    row: Any
+    for row in session.connection().execute(_links_statement(), {"ids": ids}):
+        post_id, what, _position, id_, name, slug, text, email = row
+        if what == "t":
+            found_tags.setdefault(post_id, []).append(TagRef(id_, name, slug, text))
+        else:
+            found_authors.setdefault(post_id, []).append(Byline(id_, slug, name, email, text))
+    return found_tags, found_authors
+
+
+@cache
+def _links_statement() -> Select[Any]:
+    ids: Any = bindparam("ids", expanding=True)
     tags = (
         select(
             PostTag.post_id,
@@ -159,14 +178,4 @@ def _links(
         .where(PostAuthor.post_id.in_(ids))
     )
     both = union_all(tags, authors).subquery()
-    found_tags: dict[int, list[TagRef]] = {}
-    found_authors: dict[int, list[Byline]] = {}
-    ordered = select(both).order_by(both.c.post_id, both.c.what, both.c.position, both.c.id)
-    row: Any
-    for row in session.execute(ordered):
-        post_id, what, _position, id_, name, slug, text, email = row
-        if what == "t":
-            found_tags.setdefault(post_id, []).append(TagRef(id_, name, slug, text))
-        else:
-            found_authors.setdefault(post_id, []).append(Byline(id_, slug, name, email, text))
-    return found_tags, found_authors
+    return select(both).order_by(both.c.post_id, both.c.what, both.c.position, both.c.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -193,7 +194,7 @@ class Post(Model):
 
     @classmethod
     def visible_clause(
-        cls, now: datetime, kind: PostKind | None = PostKind.POST
+        cls, now: datetime | ColumnElement[Any], kind: PostKind | None = PostKind.POST
     ) -> ColumnElement[bool]:
         """``is_visible`` as SQL, for posts of ``kind`` (None: posts and pages alike)."""
         visible = and_(

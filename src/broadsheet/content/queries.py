@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import Select, and_, bindparam, func, literal, or_, select, tuple_, union_all
 
 from broadsheet.accounts.models import User
 from broadsheet.content.cards import Byline, PostCard, TagRef, card_query, cards
@@ -49,13 +50,69 @@ class PostLink:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """The statements of one shape of listing, built once: values come as bound parameters
+    (``now``, ``owner``, ``since``, ``until``, ``per_page``, and ``at``/``at_id`` where a page
+    starts), so a request only binds them."""
+
+    count: Select[Any]
+    starts: Select[Any]
+    first: Select[Any]
+    deeper: Select[Any]
+
+
+@cache
+def _listing(source: str, since: bool = False, until: bool = False) -> _Listing:
+    """``source``: "posts" (home and date archives) or a link table (a tag's or author's)."""
+    now: Any = bindparam("now")
+    if source == "posts":
+        published, ident = Post.published_at, Post.id
+        where: tuple[Any, ...] = (Post.visible_clause(now),)
+        where += (Post.published_at >= bindparam("since"),) if since else ()
+        where += (Post.published_at < bindparam("until"),) if until else ()
+        cards_from = card_query()
+    else:
+        link, owner = _LINKS[source]
+        published, ident = link.published_at, link.post_id
+        where = (owner == bindparam("owner"), link.published_at <= now)
+        cards_from = card_query().join(link, link.post_id == Post.id)
+    newest_first = (published.desc(), ident.desc())
+    numbered = (
+        select(
+            published.label("published_at"),
+            ident.label("id"),
+            func.row_number().over(order_by=newest_first).label("n"),
+        )
+        .where(*where)
+        .subquery()
+    )
+    page = cards_from.where(*where).order_by(*newest_first).limit(bindparam("per_page"))
+    at = tuple_(bindparam("at", type_=published.type), bindparam("at_id", type_=ident.type))
+    return _Listing(
+        count=select(func.count(ident)).where(*where),
+        starts=(
+            select(numbered.c.published_at, numbered.c.id)
+            .where((numbered.c.n - 1) % bindparam("per_page") == 0)
+            .order_by(numbered.c.n)
+        ),
+        first=page,
+        deeper=page.where(tuple_(published, ident) <= at),
+    )
+
+
+_LINKS: dict[str, tuple[Any, Any]] = {
+    "post_tags": (PostTag, PostTag.tag_id),
+    "post_authors": (PostAuthor, PostAuthor.user_id),
+}
+
+
 def _seek(
     session: DbSession,
+    listing: _Listing,
+    params: dict[str, Any],
     *,
     name: str,
-    where: tuple[Any, ...],
-    position: tuple[Any, Any],
-    source: Select[Any],
     number: int,
     per_page: int,
     allow_empty: bool,
@@ -63,48 +120,23 @@ def _seek(
 ) -> Page[PostCard]:
     """One page of a listing, newest first, found by where it starts rather than by OFFSET.
 
-    ``source`` selects the cards (``card_query``, joined as needed) under ``where``;
-    ``position`` is the (published_at, id) pair the listing's index is ordered by.
+    The total and where every page starts (one scan of the listing's index) are
+    kept under ``name`` through ``remember``; a page is then one range of the index.
     """
-    published, ident = position
-    total = remember(
-        f"{name}:total", lambda: session.scalar(select(func.count(ident)).where(*where)) or 0
-    )
+    total = remember(f"{name}:total", lambda: session.scalar(listing.count, params) or 0)
     check_page(number, total, per_page, allow_empty=allow_empty)
-    query = source.where(*where)
-    if number > 1:
-        starts = remember(
-            f"{name}:starts:{per_page}",
-            lambda: _page_starts(session, where, position, per_page),
-        )
-        if number > len(starts):  # the total and the starts were read apart, around a change
-            raise NotFound(f"there is no page {number}")
-        at, at_id = starts[number - 1]
-        query = query.where(tuple_(published, ident) <= tuple_(datetime.fromisoformat(at), at_id))
-    query = query.order_by(published.desc(), ident.desc()).limit(per_page)
-    return Page(cards(session, query), number, per_page, total)
-
-
-def _page_starts(
-    session: DbSession, where: tuple[Any, ...], position: tuple[Any, Any], per_page: int
-) -> list[list[Any]]:
-    """Where each page of a listing starts, as [published_at (ISO), id]: one index scan."""
-    published, ident = position
-    numbered = (
-        select(
-            published.label("published_at"),
-            ident.label("id"),
-            func.row_number().over(order_by=(published.desc(), ident.desc())).label("n"),
-        )
-        .where(*where)
-        .subquery()
+    params = {**params, "per_page": per_page}
+    if number == 1:
+        return Page(cards(session, listing.first, params), number, per_page, total)
+    starts = remember(
+        f"{name}:starts:{per_page}",
+        lambda: [[row[0].isoformat(), row[1]] for row in session.execute(listing.starts, params)],
     )
-    rows = session.execute(
-        select(numbered.c.published_at, numbered.c.id)
-        .where((numbered.c.n - 1) % per_page == 0)
-        .order_by(numbered.c.n)
-    )
-    return [[row[0].isoformat(), row[1]] for row in rows]
+    if number > len(starts):  # the total and the starts were read apart, around a change
+        raise NotFound(f"there is no page {number}")
+    at, at_id = starts[number - 1]
+    params |= {"at": datetime.fromisoformat(at), "at_id": at_id}
+    return Page(cards(session, listing.deeper, params), number, per_page, total)
 
 
 def _page_of_posts(
@@ -118,17 +150,11 @@ def _page_of_posts(
     allow_empty: bool = True,
     remember: Remember = compute,
 ) -> Page[PostCard]:
-    where: tuple[Any, ...] = (Post.visible_clause(now),)
-    if since is not None:
-        where += (Post.published_at >= since,)
-    if until is not None:
-        where += (Post.published_at < until,)
     return _seek(
         session,
+        _listing("posts", since is not None, until is not None),
+        {"now": now, "since": since, "until": until},
         name=f"posts:{since}:{until}",
-        where=where,
-        position=(Post.published_at, Post.id),
-        source=card_query(),
         number=number,
         per_page=per_page,
         allow_empty=allow_empty,
@@ -138,8 +164,7 @@ def _page_of_posts(
 
 def _page_of_links(
     session: DbSession,
-    link: Any,
-    owner_column: Any,
+    table: str,
     owner_id: int,
     *,
     now: datetime,
@@ -151,10 +176,9 @@ def _page_of_links(
     """A tag's or an author's archive: a range of the link table's own index, then the posts."""
     return _seek(
         session,
-        name=f"{link.__tablename__}:{owner_id}",
-        where=(owner_column == owner_id, link.published_at <= now),
-        position=(link.published_at, link.post_id),
-        source=card_query().join(link, link.post_id == Post.id),
+        _listing(table),
+        {"now": now, "owner": owner_id},
+        name=f"{table}:{owner_id}",
         number=number,
         per_page=per_page,
         allow_empty=allow_empty,
@@ -225,8 +249,7 @@ def tag_archive(
 ) -> Page[PostCard]:
     return _page_of_links(
         session,
-        PostTag,
-        PostTag.tag_id,
+        "post_tags",
         tag.id,
         now=now,
         number=number,
@@ -273,8 +296,7 @@ def author_archive(
 ) -> Page[PostCard]:
     return _page_of_links(
         session,
-        PostAuthor,
-        PostAuthor.user_id,
+        "post_authors",
         user.id,
         now=now,
         number=number,
@@ -297,14 +319,22 @@ def public_post(
     The site opens posts and pages by slug; the Content API posts only, by
     either.  Raises NotFound for anything else.
     """
-    query = card_query().where(Post.visible_clause(now, kind=None if pages else PostKind.POST))
-    query = (
-        query.where(Post.id == post_id) if post_id is not None else query.where(Post.slug == slug)
+    by_id = post_id is not None
+    found = cards(
+        session,
+        _one_post(by_id=by_id, pages=pages),
+        {"now": now, "key": post_id if by_id else slug},
     )
-    found = cards(session, query)
     if not found:
         raise NotFound("no such post")
     return found[0]
+
+
+@cache
+def _one_post(*, by_id: bool, pages: bool) -> Select[Any]:
+    key = Post.id if by_id else Post.slug
+    visible = Post.visible_clause(bindparam("now"), kind=None if pages else PostKind.POST)
+    return card_query().where(visible, key == bindparam("key"))
 
 
 def public_pages(session: DbSession, *, now: datetime) -> list[PostLink]:
@@ -326,15 +356,25 @@ def neighbours(
     """
     if post.kind is not PostKind.POST or post.published_at is None:
         return None, None
-    when = post.published_at
-    public = Post.visible_clause(now)
+    rows = session.connection().execute(
+        _neighbours(), {"now": now, "when": post.published_at, "post_id": post.id}
+    )
+    found = {row.side: PostLink(row.slug, row.title, row.updated_at) for row in rows}
+    return found.get("older"), found.get("newer")
+
+
+@cache
+def _neighbours() -> Any:
+    when = bindparam("when", type_=Post.published_at.type)
+    post_id: Any = bindparam("post_id")
+    public = Post.visible_clause(bindparam("now"))
     columns = (Post.slug, Post.title, Post.updated_at)
     older = (
         select(*columns, literal("older").label("side"))
         .where(
             public,
             Post.published_at <= when,
-            or_(Post.published_at < when, and_(Post.published_at == when, Post.id < post.id)),
+            or_(Post.published_at < when, and_(Post.published_at == when, Post.id < post_id)),
         )
         .order_by(Post.published_at.desc(), Post.id.desc())
         .limit(1)
@@ -345,14 +385,10 @@ def neighbours(
         .where(
             public,
             Post.published_at >= when,
-            or_(Post.published_at > when, and_(Post.published_at == when, Post.id > post.id)),
+            or_(Post.published_at > when, and_(Post.published_at == when, Post.id > post_id)),
         )
         .order_by(Post.published_at, Post.id)
         .limit(1)
         .subquery()
     )
-    found = {
-        row.side: PostLink(row.slug, row.title, row.updated_at)
-        for row in session.execute(union_all(select(older), select(newer)))
-    }
-    return found.get("older"), found.get("newer")
+    return union_all(select(older), select(newer))

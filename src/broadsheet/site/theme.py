@@ -39,6 +39,12 @@ def static_version(filename: str) -> str:
 
 
 def static_url(filename: str) -> str:
+    return _static_url(request.script_root, filename)
+
+
+@cache
+def _static_url(_script_root: str, filename: str) -> str:
+    """Built once: a static file's URL depends on nothing else of the request."""
     return url_for("site.static", filename=filename, v=static_version(filename))
 
 
