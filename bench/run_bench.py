@@ -368,7 +368,8 @@ def server_env(database_url: str, instance: Path, store: str, prefix: str) -> di
         SECRET_KEY=SECRET,
         SITE_URL="http://127.0.0.1",
         CELERY_BROKER_URL="memory://",  # reads never enqueue
-        MAIL_BACKEND="file",
+        MAIL_BACKEND="smtp",  # production refuses the others; reads send nothing
+        MAIL_SERVER="127.0.0.1",
         BROADSHEET_INSTANCE=str(instance),
         WEB_CONCURRENCY=str(WORKERS),
         GUNICORN_THREADS=str(THREADS),
