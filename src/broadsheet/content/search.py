@@ -6,7 +6,9 @@ COPY, an import, raw SQL.  A trigger, not a generated column, because a post's
 tags live in a join table that a generated column cannot read.
 
 - PostgreSQL: ``search_documents`` holds one weighted ``tsvector`` per post
-  (title A; public tag names and excerpt B; the body C) under a GIN index.
+  (title A; public tag names and excerpt B; the body C), in two parts (the
+  text, the tags: linking tags rewrites only the small one) under one GIN
+  index on both.
   A query is read by ``websearch_to_tsquery`` (the last word also as a
   prefix, through ``to_tsquery``), ranked by ``ts_rank_cd`` blended with
   recency, and highlighted by ``ts_headline`` for the rows shown only.  The
@@ -80,7 +82,14 @@ _PIECES = re.compile(r"[^\W_]+")
 # Markdown's own punctuation, left out of a snippet: emphasis, code, headings, quotes, links.
 _MARKDOWN = re.compile(r"\*{1,3}|_{2,3}|`+|^#{1,6}\s|^>\s?|\]\([^)]*\)|[\[\]]", re.MULTILINE)
 
-_documents = table("search_documents", column("post_id"), column("document", TSVECTOR))
+_documents = table(
+    "search_documents",
+    column("post_id"),
+    column("text_vector", TSVECTOR),
+    column("tag_vector", TSVECTOR),
+)
+# What the GIN index is built on (the migration's expression, to the letter): text and tags.
+_document = _documents.c.text_vector.op("||", return_type=TSVECTOR)(_documents.c.tag_vector)
 _fts = table("post_search", column("rowid"), column("post_search"))
 _settings = table("search_settings", column("id"), column("language"))
 
@@ -266,13 +275,13 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
             literal_column(
                 f"'{{0.1, {WEIGHTS['body']}, {WEIGHTS['tags']}, {WEIGHTS['title']}}}'::float4[]"
             ),
-            _documents.c.document,
+            _document,
             tsquery,
         )
 
         def restrict_pg(select_: Select[Any]) -> Select[Any]:
             return select_.join(_documents, _documents.c.post_id == Post.id).where(
-                _documents.c.document.op("@@")(tsquery)
+                _document.op("@@")(tsquery)
             )
 
         return Matcher(restrict_pg, rank * recency, dialect, argument)

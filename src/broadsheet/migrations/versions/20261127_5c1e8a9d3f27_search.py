@@ -4,10 +4,12 @@ Revision ID: 5c1e8a9d3f27
 Revises: 9d3b7e2f4a61
 Created: 2026-11-27 20:00:00
 
-PostgreSQL: ``search_documents`` holds one weighted ``tsvector`` per post
-(title A; public tag names and excerpt B; the Markdown body C) under a GIN
-index, written by triggers on posts, post_tags and tags, so every writer (the
-services, the demo's COPY, raw SQL, an import) keeps it true.  The
+PostgreSQL: ``search_documents`` holds a post's weighted ``tsvector`` in two
+parts, its text (title A; excerpt B; the Markdown body C) and its public tag
+names (B), under one GIN index on the two together, written by triggers on
+posts, post_tags and tags, so every writer (the services, the demo's COPY, raw
+SQL, an import) keeps it true.  Two parts, so that linking tags (100,000
+posts' links in one COPY, or a renamed tag) rewrites only the small one.  The
 text-search configuration is the one named in ``search_settings`` (set from
 SITE_LANGUAGE by ``broadsheet search reindex``).  With ``pg_trgm`` available
 the extension is created, with trigram indexes on titles and tag names for
@@ -30,19 +32,43 @@ depends_on = None
 POSTGRES_REFRESH = """
 CREATE FUNCTION broadsheet_search_refresh(ids integer[]) RETURNS void
 LANGUAGE sql AS $$
-    INSERT INTO search_documents (post_id, document)
+    INSERT INTO search_documents (post_id, text_vector, tag_vector)
     SELECT p.id,
            setweight(to_tsvector(c.cfg, p.title), 'A')
-        || setweight(to_tsvector(c.cfg, coalesce((
-               SELECT string_agg(t.name, ' ') FROM post_tags pt JOIN tags t ON t.id = pt.tag_id
-               WHERE pt.post_id = p.id AND t.name NOT LIKE '#%'), '')), 'B')
         || setweight(to_tsvector(c.cfg, coalesce(p.excerpt, '')), 'B')
-        || setweight(to_tsvector(c.cfg, coalesce(p.markdown, '')), 'C')
+        || setweight(to_tsvector(c.cfg, coalesce(p.markdown, '')), 'C'),
+           broadsheet_search_tags(p.id, c.cfg)
     FROM (SELECT DISTINCT unnest(ids) AS id) wanted
     JOIN posts p ON p.id = wanted.id
-    CROSS JOIN (SELECT coalesce((SELECT language FROM search_settings WHERE id = 1),
-                                'english')::regconfig AS cfg) c
-    ON CONFLICT (post_id) DO UPDATE SET document = EXCLUDED.document
+    CROSS JOIN (SELECT broadsheet_search_language() AS cfg) c
+    ON CONFLICT (post_id) DO UPDATE
+    SET text_vector = EXCLUDED.text_vector, tag_vector = EXCLUDED.tag_vector
+$$
+"""
+POSTGRES_HELPERS = [
+    """
+    CREATE FUNCTION broadsheet_search_language() RETURNS regconfig LANGUAGE sql STABLE AS $$
+        SELECT coalesce((SELECT language FROM search_settings WHERE id = 1), 'english')::regconfig
+    $$
+    """,
+    """
+    CREATE FUNCTION broadsheet_search_tags(post integer, cfg regconfig) RETURNS tsvector
+    LANGUAGE sql STABLE AS $$
+        SELECT setweight(to_tsvector(cfg, coalesce(string_agg(t.name, ' '), '')), 'B')
+        FROM post_tags pt JOIN tags t ON t.id = pt.tag_id
+        WHERE pt.post_id = post AND t.name NOT LIKE '#%'
+    $$
+    """,
+]
+# Only the tag part of the posts whose id is in ``ids``.
+POSTGRES_RETAG = """
+CREATE FUNCTION broadsheet_search_retag(ids integer[]) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE search_documents d
+    SET tag_vector = broadsheet_search_tags(d.post_id, c.cfg)
+    FROM (SELECT DISTINCT unnest(ids) AS id) wanted,
+         (SELECT broadsheet_search_language() AS cfg) c
+    WHERE d.post_id = wanted.id
 $$
 """
 
@@ -78,7 +104,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_links_added() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM broadsheet_search_refresh(ARRAY(SELECT DISTINCT post_id FROM added_links));
+        PERFORM broadsheet_search_retag(ARRAY(SELECT post_id FROM added_links));
         RETURN NULL;
     END $$
     """,
@@ -90,7 +116,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_links_removed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM broadsheet_search_refresh(ARRAY(SELECT DISTINCT post_id FROM removed_links));
+        PERFORM broadsheet_search_retag(ARRAY(SELECT post_id FROM removed_links));
         RETURN NULL;
     END $$
     """,
@@ -102,7 +128,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_link_moved() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM broadsheet_search_refresh(ARRAY[OLD.post_id, NEW.post_id]);
+        PERFORM broadsheet_search_retag(ARRAY[OLD.post_id, NEW.post_id]);
         RETURN NULL;
     END $$
     """,
@@ -116,8 +142,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_tag_renamed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM broadsheet_search_refresh(
-            ARRAY(SELECT post_id FROM post_tags WHERE tag_id = NEW.id));
+        PERFORM broadsheet_search_retag(ARRAY(SELECT post_id FROM post_tags WHERE tag_id = NEW.id));
         RETURN NULL;
     END $$
     """,
@@ -221,10 +246,17 @@ def _upgrade_postgresql() -> None:
     op.execute(
         "CREATE TABLE search_documents ("
         " post_id integer PRIMARY KEY REFERENCES posts (id) ON DELETE CASCADE,"
-        " document tsvector NOT NULL)"
+        " text_vector tsvector NOT NULL,"
+        " tag_vector tsvector NOT NULL DEFAULT '')"
     )
-    op.execute("CREATE INDEX ix_search_documents ON search_documents USING gin (document)")
+    op.execute(
+        "CREATE INDEX ix_search_documents ON search_documents"
+        " USING gin ((text_vector || tag_vector))"
+    )
+    for statement in POSTGRES_HELPERS:
+        op.execute(statement)
     op.execute(POSTGRES_REFRESH)
+    op.execute(POSTGRES_RETAG)
     for statement in POSTGRES_TRIGGERS:
         op.execute(statement)
     op.execute("SELECT broadsheet_search_refresh(ARRAY(SELECT id FROM posts))")
@@ -257,6 +289,9 @@ def downgrade() -> None:
         for function in POSTGRES_FUNCTIONS:
             op.execute(f"DROP FUNCTION IF EXISTS {function}()")
         op.execute("DROP FUNCTION IF EXISTS broadsheet_search_refresh(integer[])")
+        op.execute("DROP FUNCTION IF EXISTS broadsheet_search_retag(integer[])")
+        op.execute("DROP FUNCTION IF EXISTS broadsheet_search_tags(integer, regconfig)")
+        op.execute("DROP FUNCTION IF EXISTS broadsheet_search_language()")
         op.drop_table("search_documents")
     else:
         for trigger in SQLITE_TRIGGERS:
