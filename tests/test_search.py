@@ -282,3 +282,18 @@ def test_the_parser_reads_the_syntax_people_know() -> None:
     for nothing in ("-only", '""', "", "!!! ---"):
         assert parse(nothing).empty
     assert parse("x" * 1000).cut
+
+
+def test_site_language_simple_searches_without_stemming(
+    app: Any, runner: FlaskCliRunner, client: FlaskClient, make_post: Any
+) -> None:
+    make_post("Morning habits", markdown="I run before breakfast.")
+    app.config["SITE_LANGUAGE"] = "simple"
+    try:
+        assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+        assert _titles(client, "running breakfast") == []
+        assert _titles(client, "run breakfast") == ["Morning habits"]
+    finally:
+        app.config["SITE_LANGUAGE"] = "english"
+        assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+    assert _titles(client, "running breakfast") == ["Morning habits"]
