@@ -274,6 +274,9 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("author", f"/author/{ids['author']}/")
     visit("year", f"/{NOW:%Y}/")
     visit("month", f"/{NOW:%Y/%m}/")
+    visit("search", "/search/")
+    visit("search-results", "/search/?q=flask")
+    visit("search-nothing-found", "/search/?q=flsk")
     visit("not-found", "/no-such-post/", status=404)
     visit("server-error", "/checker-fault/", status=500)
 
@@ -308,6 +311,7 @@ def test_every_page_passes_the_html_checker_and_axe(
     page.wait_for_url(site.url + "/admin/")
     visit("dashboard", "/admin/")
     visit("posts", "/admin/posts/")
+    visit("posts-searched", "/admin/posts/?q=flask")
     visit("editor-new", "/admin/posts/new")
     page.get_by_label("Title", exact=True).fill("A post with a bad address")
     page.get_by_label("Slug").fill("not a slug!")

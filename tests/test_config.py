@@ -67,6 +67,7 @@ def test_a_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
         ({"SITEMAP_MAX_URLS": "lots"}, "SITEMAP_MAX_URLS is 'lots', not a whole number"),
         ({"SITEMAP_MAX_URLS": "60000"}, "SITEMAP_MAX_URLS is 60000; it must be between 1 and"),
         ({"SITE_TIMEZONE": "Mars/Olympus"}, "SITE_TIMEZONE is 'Mars/Olympus'; use an IANA"),
+        ({"SITE_LANGUAGE": "klingon"}, "SITE_LANGUAGE is 'klingon'; use one of simple, "),
     ],
 )
 def test_a_bad_or_missing_setting_is_named_in_one_line(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask import Flask
+from flask import Flask, current_app
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
@@ -12,8 +12,12 @@ from broadsheet.extensions import db
 
 
 def _differences() -> list[object]:
+    # The app's own filter: what the search migration keeps beside the models is left out.
+    include_name = current_app.extensions["migrate"].configure_args["include_name"]
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": include_name}
+        )
         return list(compare_metadata(context, db.metadata))
 
 

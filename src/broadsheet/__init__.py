@@ -60,7 +60,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    from broadsheet.content import search as search_schema
+
+    migrate.init_app(
+        app,
+        db,
+        directory=str(MIGRATIONS),
+        render_as_batch=True,
+        include_name=search_schema.outside_models,  # the search index's own tables
+    )
     mail.init_app(app)
     celery_init_app(app)
     login_manager.init_app(app)
@@ -80,6 +88,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.outbox import tasks as _outbox_tasks  # noqa: F401
     from broadsheet.settings import models as _settings  # noqa: F401
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
+    from broadsheet.site import search as _site_search  # noqa: F401 (the search page)
     from broadsheet.site.feeds import bp as feeds_bp
     from broadsheet.site.newsletter import bp as newsletter_bp
     from broadsheet.site.sitemap import bp as sitemap_bp

@@ -32,6 +32,7 @@ from broadsheet.accounts import services as accounts
 from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.config import ConfigError
+from broadsheet.content import search
 from broadsheet.content.models import Post
 from broadsheet.errors import DomainError
 from broadsheet.extensions import db, utcnow
@@ -182,6 +183,23 @@ def register_commands(app: Flask) -> None:
             f"{report.pages} pages and {report.subscribers} subscribers "
             f"in {time.perf_counter() - started:.1f} s."
         )
+
+    @cli.group("search")
+    def search_group() -> None:
+        """The search index."""
+
+    @search_group.command("reindex")
+    @door
+    def search_reindex() -> None:
+        """Rebuild the search index (after an upgrade, or a change of SITE_LANGUAGE)."""
+        started = time.perf_counter()
+        language = current_app.config["SITE_LANGUAGE"]
+        total = search.posts_to_index(db.session)
+        with click.progressbar(length=total, label=f"Indexing ({language})") as bar:
+            done = search.reindex(
+                db.session, actor=OPERATOR, language=language, progress=bar.update
+            )
+        click.echo(f"Indexed {done} posts and pages in {time.perf_counter() - started:.1f} s.")
 
     @cli.command("run")
     @click.option("--host", default="127.0.0.1", show_default=True)

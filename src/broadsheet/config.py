@@ -111,6 +111,18 @@ def _timezone(value: str) -> str:
     return value.strip()
 
 
+# Text-search configurations PostgreSQL ships (``simple``: no stemming); SQLite stems English only.
+SEARCH_LANGUAGES = ("simple", "danish", "dutch", "english", "finnish", "french", "german",
+                    "hungarian", "italian", "norwegian", "portuguese", "romanian", "russian",
+                    "spanish", "swedish", "turkish")  # fmt: skip
+
+
+def _search_language(value: str) -> str:
+    if value.strip().lower() not in SEARCH_LANGUAGES:
+        raise ValueError(f"is {value!r}; use one of {', '.join(SEARCH_LANGUAGES)}")
+    return value.strip().lower()
+
+
 def _page_cache_url(value: str) -> str:
     if value == "off" or value.partition("://")[0] in ("redis", "rediss", "unix"):
         return value
@@ -208,6 +220,8 @@ def load_settings(
     settings["POSTS_PER_PAGE"] = read("POSTS_PER_PAGE", lambda v: _integer(v, 1, 100), 10)
     # The time zone of a site whose settings staff have not saved yet.
     settings["SITE_TIMEZONE"] = read("SITE_TIMEZONE", _timezone, "UTC")
+    # The language search stems words in; `broadsheet search reindex` applies a change.
+    settings["SITE_LANGUAGE"] = read("SITE_LANGUAGE", _search_language, "english")
     # URLs per sitemap file: sitemaps.org allows 50,000; a site may ask for smaller files.
     settings["SITEMAP_MAX_URLS"] = read(
         "SITEMAP_MAX_URLS", lambda v: _integer(v, 1, SITEMAP_LIMIT), SITEMAP_LIMIT

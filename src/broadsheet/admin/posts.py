@@ -67,6 +67,7 @@ def posts() -> ResponseReturnValue:
         tag_id=tag.id if tag else (-1 if args.get("tag") else None),
         author_id=author_id,
         search=args.get("q", ""),
+        now=utcnow(),
     )
     return page(
         "posts.html",

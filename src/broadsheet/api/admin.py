@@ -134,6 +134,7 @@ def list_posts(
         tag_id=public_tag(db.session, tag).id if tag else None,
         author_id=staff_queries.staff_member(db.session, author).id if author else None,
         search=search,
+        now=utcnow(),
     )
     body = {
         "posts": schemas.AdminPostSchema(many=True).dump(found.items),

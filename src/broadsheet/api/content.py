@@ -89,12 +89,14 @@ def list_posts(
     tag: list[str], tag_mode: str, order: str, limit: int, author: str | None = None,
     featured: bool | None = None, published_before: datetime | None = None,
     published_after: datetime | None = None, page: int | None = None, cursor: str | None = None,
+    q: str | None = None,
 ) -> Response:  # fmt: skip
     """Public posts, newest first unless asked otherwise.
 
     Walk everything with ``cursor``: each response names the next cursor (and
     a ``Link: rel="next"`` header); posts published during the walk never make
     it skip or repeat one.  ``page`` gives numbered pages with totals.
+    ``q`` searches, best match first.
     """
     wanted = listing.PostFilter(
         tags=tuple(tag),
@@ -114,6 +116,7 @@ def list_posts(
         page=page,
         after=after,
         remember=page_cache.remember,
+        search=q,
     )
     next_cursor = encode_cursor(found.next, wanted.order) if found.next else None
     headers = {"Link": _link(cursor=next_cursor, page=None)} if next_cursor else {}

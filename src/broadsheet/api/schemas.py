@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from broadsheet.content.search import MAX_QUERY_CHARACTERS, MAX_RESULTS
 from broadsheet.content.tags import MAX_DESCRIPTION, MAX_TAG_NAME
 from broadsheet.urls import absolute_url
 
@@ -163,11 +164,22 @@ class PostArgsSchema(Schema):
     limit = fields.Integer(load_default=15, validate=validate.Range(1, 100))
     page = fields.Integer(validate=validate.Range(1, 1_000_000))
     cursor = fields.String(validate=validate.Length(1, 500))
+    q = fields.String(
+        validate=validate.Length(1, MAX_QUERY_CHARACTERS),
+        metadata={
+            "description": 'Search every word of the posts: words, "quoted phrases", `OR`, '
+            "`-word` to leave a word out; the last word also matches as a prefix.  Results come "
+            "best match first (`order` is not used) and are paged by `page`, not `cursor`; "
+            f"`total` counts up to {MAX_RESULTS}."
+        },
+    )
 
     @validates_schema
     def _page_or_cursor(self, data: dict[str, Any], **_kwargs: Any) -> None:
         if "page" in data and "cursor" in data:
             raise ValidationError("give page or cursor, not both", field_name="cursor")
+        if "q" in data and "cursor" in data:
+            raise ValidationError("a search is paged by page, not cursor", field_name="cursor")
 
 
 # The Admin API ---------------------------------------------------------------------------

@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 
 from broadsheet.accounts.models import User
+from broadsheet.content import search as searching
 from broadsheet.content.cards import PostCard, card_query, cards
 from broadsheet.content.models import Post, PostAuthor, PostTag, Tag
 from broadsheet.content.paging import Remember, check_page, compute
+from broadsheet.errors import Invalid
 from broadsheet.extensions import DbSession
 
 
@@ -95,12 +97,17 @@ def list_posts(
     page: int | None = None,
     after: Position | None = None,
     remember: Remember = compute,
+    search: str | None = None,
 ) -> Listing:
     """One page of public posts: by number (with a total) or after a cursor position.
 
+    With ``search``, the posts matching it, best first, by number only
+    (``content.search``); Invalid when it holds no word to look for.
     Raises NotFound for a page number past the end (page 1 always exists).
     """
     query = _filtered(session, wanted, now)
+    if search is not None:
+        return _searched(session, query, search, now=now, limit=limit, page=page or 1)
     if query is None:
         check_page(page or 1, 0, limit)
         return Listing([], 0 if after is None else None, None)
@@ -130,6 +137,27 @@ def list_posts(
     last = posts[-1] if posts and more else None
     position = Position(last.published_at, last.id) if last and last.published_at else None
     return Listing(posts, total, position)
+
+
+def _searched(
+    session: DbSession,
+    query: Select[Any] | None,
+    search: str,
+    *,
+    now: datetime,
+    limit: int,
+    page: int,
+) -> Listing:
+    wanted = searching.parse(search)
+    if wanted.empty:
+        raise Invalid({"q": "holds no word to look for (excluded words alone find nothing)"})
+    if query is None:
+        check_page(page, 0, limit)
+        return Listing([], 0, None)
+    ranked = searching.ranked(session, wanted, query, now=now)
+    total = searching.count(session, ranked)
+    check_page(page, total, limit)
+    return Listing(cards(session, ranked.offset((page - 1) * limit).limit(limit)), total, None)
 
 
 def public_tags(

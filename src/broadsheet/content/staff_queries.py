@@ -8,12 +8,14 @@ queries whatever the page holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
 
 from broadsheet.accounts.models import User
 from broadsheet.accounts.permissions import Action, Actor, can, require
+from broadsheet.content import search as searching
 from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, PostTag, with_links
 from broadsheet.content.paging import Page, check_page
 from broadsheet.errors import NotFound
@@ -67,8 +69,14 @@ def staff_posts(
     tag_id: int | None = None,
     author_id: int | None = None,
     search: str = "",
+    now: datetime,
 ) -> Page:
-    """Posts and pages the actor may work on, last edited first, filtered as asked."""
+    """Posts and pages the actor may work on, last edited first, filtered as asked.
+
+    ``search`` looks through every word of drafts, scheduled and published
+    posts alike (``content.search``), best match first; text with no word in
+    it is looked for in titles.
+    """
     query = _visible_to(select(Post), actor)
     if status is not None:
         query = query.where(Post.status == status)
@@ -78,16 +86,17 @@ def staff_posts(
         query = query.where(
             Post.id.in_(select(PostAuthor.post_id).where(PostAuthor.user_id == author_id))
         )
-    if search.strip():
+    query = query.order_by(Post.updated_at.desc(), Post.id.desc())
+    wanted = searching.parse(search)
+    if not wanted.empty:
+        query = searching.ranked(session, wanted, query, now=now)
+    elif search.strip():
         query = query.where(Post.title.ilike(f"%{_escape_like(search.strip())}%", escape="\\"))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     check_page(number, total, per_page)
     posts = list(
         session.scalars(
-            query.order_by(Post.updated_at.desc(), Post.id.desc())
-            .offset((number - 1) * per_page)
-            .limit(per_page)
-            .options(*with_links())
+            query.offset((number - 1) * per_page).limit(per_page).options(*with_links())
         )
     )
     return Page(posts, number, per_page, total)

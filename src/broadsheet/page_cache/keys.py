@@ -11,6 +11,13 @@ odd port or spelling can neither make new entries nor leave its name in one.
 This table is the one place that
 says which parameters an endpoint of a cached blueprint reads; a view that
 starts reading a new one must be added here, or it never sees it.
+
+A search is the exception (``NEVER_KEPT``): its answer depends on free text,
+so keeping it would make one entry per query ever typed, each read about
+once, pushing out the pages that are read again.  A request carrying a
+search is passed to its view whole and its answer is not stored; the same
+endpoint without one (the empty search form, a list without ``q``) is kept
+as usual.
 """
 
 from __future__ import annotations
@@ -40,10 +47,17 @@ QUERY_PARAMETERS: dict[str, frozenset[str]] = {
             "published_after",
             "page",
             "cursor",
+            "q",  # read, but a request with it is never kept (NEVER_KEPT)
         }
     ),
     "content_api.list_tags": frozenset({"limit", "page"}),
     "content_api.list_authors": frozenset({"limit", "page"}),
+}
+
+# Parameters that make a request a search: present (even empty), the page is never kept.
+NEVER_KEPT: dict[str, frozenset[str]] = {
+    "site.search": frozenset({"q", "page"}),
+    "content_api.list_posts": frozenset({"q"}),
 }
 
 
@@ -63,6 +77,7 @@ class Keys:
         return not self.trusted_hosts or host_is_trusted(host, self.trusted_hosts)
 
     def endpoint(self, environ: WSGIEnvironment) -> str | None:
+        """The endpoint of a page that may be kept; None for a 404, a redirect or a search."""
         script = environ.get("SCRIPT_NAME") or ""
         adapter = self.adapters.get(script)
         if adapter is None:  # bound once per mount point: matching only reads it
@@ -74,6 +89,11 @@ class Keys:
             endpoint, _ = adapter.match(environ.get("PATH_INFO") or "/", "GET")
         except (HTTPException, RequestRedirect):
             return None  # a 404 or a redirect: never stored, and read nothing
+        never = NEVER_KEPT.get(str(endpoint))
+        if never and environ.get("QUERY_STRING"):
+            names = {k for k, _ in parse_qsl(environ["QUERY_STRING"], keep_blank_values=True)}
+            if names & never:
+                return None  # a search: passed through whole, never stored
         return str(endpoint)
 
     def address(self, environ: WSGIEnvironment, endpoint: str | None) -> tuple[str, str]:
