@@ -27,9 +27,10 @@ from broadsheet.errors import Conflict, Invalid
 from broadsheet.extensions import DbSession
 
 AUTOSAVE_NOTE = "Autosaved"
-# Autosaves by one person closer together than this are one revision, not one per keystroke
-# pause; a deliberate save, someone else's save or a longer pause starts the next one.
-AUTOSAVE_REVISION_GAP = timedelta(minutes=10)
+# One person's autosaves within the same stretch of this long (on the clock: 12:00 to 12:10,
+# 12:10 to 12:20…) are one revision, the last of them, not one per pause in typing: an hour of
+# writing leaves about six.  A deliberate save or someone else's save keeps its own as ever.
+AUTOSAVE_REVISION_SPAN = timedelta(minutes=10)
 # A draft autosaved before its writer gave it a title is saved under this one.
 UNTITLED = "Untitled"
 
@@ -156,7 +157,7 @@ def save_from_editor(
     without a title yet names it ``UNTITLED``).  An ``automatic`` save keeps
     drafts only (Invalid for a post that is published or scheduled), and its
     revision replaces the previous one when that was this person's autosave
-    of less than ``AUTOSAVE_REVISION_GAP`` ago.  Raises EditConflict when the
+    in the same ``AUTOSAVE_REVISION_SPAN``.  Raises EditConflict when the
     post was saved since ``expected_version``, with both versions to
     compare; Forbidden, NotFound or Invalid as ``update_post`` does.
     """
@@ -188,12 +189,13 @@ def save_from_editor(
         session, post, actor=actor, expected_version=expected_version, now=now, note=note,
         **post_fields,
     )  # fmt: skip
-    if automatic:
+    if automatic and post.version != expected_version:  # it changed, so a revision was kept
         _merge_autosaves(session, post, actor=actor, now=now)
     return post
 
 
 def _note_autosave(session: DbSession, post: Post) -> None:
+    """Mark a new post's first revision as an autosave, so the next autosave may replace it."""
     first = session.scalar(select(PostRevision).where(PostRevision.post_id == post.id))
     if first is not None:
         first.note = AUTOSAVE_NOTE
@@ -201,20 +203,25 @@ def _note_autosave(session: DbSession, post: Post) -> None:
 
 
 def _merge_autosaves(session: DbSession, post: Post, *, actor: User, now: datetime) -> None:
-    """Drop the revision before this autosave's when it was the same person's recent autosave."""
+    """Drop the revision before this autosave's when it was the same person's autosave in the
+    same span of the clock."""
     latest, *earlier = session.scalars(
         select(PostRevision)
         .where(PostRevision.post_id == post.id)
         .order_by(PostRevision.id.desc())
         .limit(2)
     )
-    if latest.version != post.version or latest.note != AUTOSAVE_NOTE or not earlier:
-        return  # nothing changed, so nothing was kept
+    if latest.version != post.version or not earlier:
+        return  # only the email choice changed: no revision was kept
     previous = earlier[0]
     if (
         previous.note == AUTOSAVE_NOTE
         and previous.author_id == actor.id
-        and now - previous.created_at < AUTOSAVE_REVISION_GAP
+        and _span(previous.created_at) == _span(now)
     ):
         session.delete(previous)
         session.flush()
+
+
+def _span(moment: datetime) -> int:
+    return int(moment.timestamp() // AUTOSAVE_REVISION_SPAN.total_seconds())
