@@ -274,3 +274,28 @@ def test_nobody_autosaves_a_post_they_may_not_edit(
     refused = _autosave(client, page, theirs.id, markdown="Mine now.")
     assert refused.status_code == 403
     assert _post(theirs.id).markdown == "Otto's words."
+
+
+def test_a_stale_save_of_the_whole_form_is_shown_beside_the_saved_version(
+    app: Flask, writer: User, make_user: Any, make_post: Any
+) -> None:
+    post = make_post("Night train", markdown="Saved words.", authors=[writer], tags=["Travel"])
+    mine = _signed_in(app, writer.email)
+    my_page = _editor_page(mine, post.id)
+    editor = _signed_in(app, make_user(Role.EDITOR, password=PASSWORD).email)
+    their_page = _editor_page(editor, post.id)
+    assert _send(editor, f"/admin/posts/{post.id}/", their_page, post.id,
+                 markdown="Their words.", action="save").status_code == 302  # fmt: skip
+    refused = _send(mine, f"/admin/posts/{post.id}/", my_page, post.id,
+                    markdown="My words.", action="save")  # fmt: skip
+    assert refused.status_code == 409
+    assert "data-conflict" in refused.text  # editor.js then asks for the difference
+    assert "My words." in refused.text
+    compared = _send(mine, "/admin/editor/compare", my_page, post.id, markdown="My words.")
+    assert compared.status_code == 409
+    [body] = compared.get_json()["changes"]
+    assert (body["diff"][-2], body["diff"][-1]) == ("-Their words.", "+My words.")
+    current = _at_version(my_page, compared.get_json()["version"])
+    assert _send(mine, "/admin/editor/compare", current, post.id).get_json() == {"changes": []}
+    assert "data-conflict" not in _editor_page(mine, post.id)
+    assert _post(post.id).markdown == "Their words."  # comparing writes nothing

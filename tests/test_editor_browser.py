@@ -164,3 +164,31 @@ def test_two_tabs_on_one_draft_the_second_sees_the_difference_and_keeps_its_text
     expect(first.frame_locator("iframe[name=preview]").locator("p").last).to_have_text(
         "From the second tab, typed with care."
     )
+
+
+def test_a_refused_save_of_a_published_post_shows_the_difference_and_keeps_the_writers_text(
+    signed_in: BrowserContext, wren: User, make_post: Any
+) -> None:
+    post = make_post("Out there", markdown="What readers read.", authors=[wren])
+    post_id = post.id
+    db.session.remove()
+    first = _open(signed_in, f"/admin/posts/{post_id}/")
+    second = _open(signed_in, f"/admin/posts/{post_id}/")
+    problems = _watch(second)
+    first.get_by_label("Body (Markdown)").fill("A correction from the first tab.")
+    first.get_by_role("button", name="Save", exact=True).click()
+    expect(first.get_by_role("status")).to_contain_text("published")
+
+    # Published: nothing saves by itself, and the Save button's stale save is refused.
+    second.get_by_label("Body (Markdown)").fill("A correction from the second tab.")
+    second.get_by_role("button", name="Save", exact=True).click()
+    conflict = second.get_by_role("region", name="Someone else saved this post")
+    expect(conflict).to_be_visible()
+    expect(conflict.locator("pre.diff .del")).to_contain_text(["-A correction from the first tab."])
+    expect(second.get_by_label("Body (Markdown)")).to_have_value(
+        "A correction from the second tab."
+    )
+    conflict.get_by_role("button", name="Keep mine (save it over theirs)").click()
+    expect(second.locator("#save-status")).to_have_text("Saved")
+    assert _saved_text(post_id) == "A correction from the second tab."
+    assert problems == []

@@ -76,3 +76,21 @@ def editor_save() -> ResponseReturnValue:
         edit_url=url_for("admin.edit_post", post_id=post.id),
         preview_url=url_for("admin.preview", post=post.id),
     )
+
+
+@bp.post("/editor/compare")
+def editor_compare() -> ResponseReturnValue:
+    """The saved post beside the editor's fields when it was saved since their version (409);
+    the editor asks after the server refused a stale save of the whole form."""
+    form = PostForm(meta={"csrf": False})
+    try:
+        editing.check_unchanged_since(
+            db.session,
+            request.form.get("post_id", 0, type=int),
+            editing.EditorFields(**form.post_fields()),
+            actor=actor(),
+            expected_version=request.form.get("version", 0, type=int),
+        )
+    except DomainError as error:
+        return _failed(error)
+    return jsonify(changes=[])

@@ -224,7 +224,11 @@ def edit_post(post_id: int) -> ResponseReturnValue:
     except DomainError as error:
         show_error(error, form)
         post = staff_post(db.session, post_id, actor=user)
-        return page("edit.html", _status_for(error), **_form_context(form, post, settings))
+        context = _form_context(form, post, settings)
+        # The editor's script then shows the saved version beside the writer's.
+        return page(
+            "edit.html", _status_for(error), conflict=isinstance(error, Conflict), **context
+        )
     if review:
         return _to_review(review)
     flash(_done_message(post, settings), "info")

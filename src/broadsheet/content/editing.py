@@ -114,6 +114,15 @@ def saved_fields(post: Post) -> dict[str, Any]:
     }
 
 
+def check_unchanged_since(
+    session: DbSession, post_id: int, fields: EditorFields, *, actor: Actor, expected_version: int
+) -> None:
+    """Raise EditConflict, with the saved post beside ``fields``, when post ``post_id`` was
+    saved since ``expected_version`` (a save refused without JavaScript asks it again, to
+    show the difference); reads only.  Raises NotFound or Forbidden for who may not edit it."""
+    _check_unchanged_since(staff_post(session, post_id, actor=actor), expected_version, fields)
+
+
 def _check_unchanged_since(post: Post, expected_version: int, fields: EditorFields) -> None:
     try:
         content.check_version(

@@ -278,4 +278,9 @@
   });
 
   refreshPreview();
+  if ('conflict' in form.dataset) {  // the server refused a save of the form: show why
+    send(form.dataset.compareUrl, fields({})).then(function (answer) {
+      if (answer.status === 409 && answer.body.changes) showConflict(answer.body);
+    }, function () {});
+  }
 })();
