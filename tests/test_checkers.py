@@ -320,6 +320,24 @@ def test_every_page_passes_the_html_checker_and_axe(
     assert navigation.value is not None
     checked.check("editor-refused", page, navigation.value.text())
     visit("editor-edit", f"/admin/posts/{ids['draft']}/")
+    # Someone else saves the draft; the editor's next autosave shows the difference.
+    with site.app.app_context():
+        draft = load_post(db.session, ids["draft"])
+        update_post(
+            db.session,
+            draft,
+            actor=site.owner,
+            expected_version=draft.version,
+            now=NOW + timedelta(minutes=20),
+            title=draft.title,
+            markdown="Elsewhere.",
+        )
+        db.session.commit()
+    page.get_by_label("Body (Markdown)").fill("Typed here.")
+    conflict = page.get_by_role("region", name="Someone else saved this post")
+    conflict.wait_for(timeout=15_000)
+    checked.check("editor-conflict", page, page.content())
+    conflict.get_by_role("button", name="Take the saved version").click()
     visit("publish-review", f"/admin/posts/{ids['draft']}/publish/")
     visit("revisions", f"/admin/posts/{ids['draft']}/revisions/")
     visit("email-preview", f"/admin/posts/{ids['draft']}/email/")

@@ -7,9 +7,18 @@ lives in the services.
 
 from __future__ import annotations
 
-from broadsheet.admin import auth, email_preview, manage, newsletter, posts, publishing, trash
+from broadsheet.admin import (
+    auth,
+    editor,
+    email_preview,
+    manage,
+    newsletter,
+    posts,
+    publishing,
+    trash,
+)
 from broadsheet.admin.blueprint import bp
 
 __all__ = [
-    "auth", "bp", "email_preview", "manage", "newsletter", "posts", "publishing", "trash",
+    "auth", "bp", "editor", "email_preview", "manage", "newsletter", "posts", "publishing", "trash",
 ]  # fmt: skip

@@ -15,10 +15,11 @@ from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor, page, show_error
 from broadsheet.admin.forms import ButtonForm, PostForm
 from broadsheet.admin.publishing import review_url
+from broadsheet.content import editing
 from broadsheet.content import revisions as post_history
 from broadsheet.content import services as content
 from broadsheet.content.models import Post, PostStatus, Tag
-from broadsheet.content.rendering import render_markdown
+from broadsheet.content.rendering import count_words, reading_minutes
 from broadsheet.content.staff_queries import dashboard as dashboard_query
 from broadsheet.content.staff_queries import staff_post, staff_posts
 from broadsheet.content.tags import tag_names
@@ -89,6 +90,8 @@ def _form_context(form: PostForm, post: Post | None, settings: SiteSettings) -> 
         "can_publish": can(user, Action.PUBLISH_POST, post),
         "version_number": post_history.version_number(db.session, post) if post else None,
         "can_delete": post is not None and content.may_delete(user, post),
+        "words": (words := count_words(form.markdown.data or "")),
+        "minutes": reading_minutes(words),
         "now": utcnow(),
         # The field the cursor starts in: the first one in error, or a new post's title.
         "focus": next(iter(form.errors), None) or (None if post else "title"),
@@ -222,7 +225,11 @@ def edit_post(post_id: int) -> ResponseReturnValue:
     except DomainError as error:
         show_error(error, form)
         post = staff_post(db.session, post_id, actor=user)
-        return page("edit.html", _status_for(error), **_form_context(form, post, settings))
+        context = _form_context(form, post, settings)
+        # The editor's script then shows the saved version beside the writer's.
+        return page(
+            "edit.html", _status_for(error), conflict=isinstance(error, Conflict), **context
+        )
     if review:
         return _to_review(review)
     flash(_done_message(post, settings), "info")
@@ -231,10 +238,12 @@ def edit_post(post_id: int) -> ResponseReturnValue:
 
 @bp.post("/preview")
 def preview() -> ResponseReturnValue:
-    """The post as readers would see it, rendered by the server from the unsaved form."""
+    """The post as readers would see it, rendered by the server from the unsaved form
+    (``?post=`` names the post it edits, for the permission check)."""
     form = PostForm()
-    rendered = render_markdown(form.markdown.data or "")
-    shown = page("preview.html", title=form.title.data or "Untitled", html=rendered.html)
+    post_id = request.args.get("post", type=int)
+    body = editing.preview(db.session, form.markdown.data or "", actor=actor(), post_id=post_id)
+    shown = page("preview.html", title=form.title.data or "Untitled", html=body.html)
     return framed_by_self(make_response(shown))  # the editor shows it in a frame
 
 

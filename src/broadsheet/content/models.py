@@ -31,14 +31,12 @@ from sqlalchemy.orm.strategy_options import _AbstractLoad
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.accounts.models import User
+from broadsheet.content.rendering import count_words, reading_minutes
 from broadsheet.extensions import Model, utcnow
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-
-
-WORDS_PER_MINUTE = 230
 
 
 class PostStatus(enum.StrEnum):
@@ -181,7 +179,7 @@ class Post(Model):
     @property
     def reading_minutes(self) -> int:
         """Minutes a reader needs, at about 230 words a minute; never less than one."""
-        return max(1, round(len(self.markdown.split()) / WORDS_PER_MINUTE))
+        return reading_minutes(count_words(self.markdown))
 
     def is_visible(self, now: datetime) -> bool:
         """Whether a reader may see this post or page at ``now`` (``visible_clause`` in SQL)."""

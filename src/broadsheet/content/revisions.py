@@ -9,8 +9,10 @@ the services, never the other way round.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -112,27 +114,40 @@ COMPARED_FIELDS = (
 def compare_revisions(older: PostRevision, newer: PostRevision) -> list[FieldChange]:
     """What changed from ``older`` to ``newer``, field by field; the body as a line diff."""
 
-    def text(revision: PostRevision, name: str) -> str:
-        value = getattr(revision, name)
+    def fields(revision: PostRevision) -> dict[str, Any]:
+        return {name: getattr(revision, name) for name in COMPARED_FIELDS}
+
+    return compare_fields(
+        fields(older),
+        fields(newer),
+        before_label=f"version {older.version}",
+        after_label=f"version {newer.version}",
+    )
+
+
+def compare_fields(
+    before: Mapping[str, Any], after: Mapping[str, Any], *, before_label: str, after_label: str
+) -> list[FieldChange]:
+    """The ``COMPARED_FIELDS`` that differ between two states of a post (a revision, the saved
+    post, an editor's unsaved form); the body as a unified line diff."""
+
+    def text(fields: Mapping[str, Any], name: str) -> str:
+        value = fields.get(name)
         if isinstance(value, list):
             return ", ".join(value)
         return "" if value is None else str(value)
 
     changes = []
     for name in COMPARED_FIELDS:
-        before, after = text(older, name), text(newer, name)
-        if before == after:
+        old, new = text(before, name), text(after, name)
+        if old == new:
             continue
         diff: list[str] = []
         if name == "markdown":
             diff = list(
                 difflib.unified_diff(
-                    before.splitlines(),
-                    after.splitlines(),
-                    f"version {older.version}",
-                    f"version {newer.version}",
-                    lineterm="",
+                    old.splitlines(), new.splitlines(), before_label, after_label, lineterm=""
                 )
             )
-        changes.append(FieldChange(name, before, after, diff))
+        changes.append(FieldChange(name, old, new, diff))
     return changes
