@@ -20,13 +20,13 @@ from sqlalchemy import Select, bindparam, literal, select, union_all
 
 from broadsheet.accounts.models import User, display_name_for
 from broadsheet.content.models import (
-    WORDS_PER_MINUTE,
     Post,
     PostAuthor,
     PostKind,
     PostTag,
     Tag,
 )
+from broadsheet.content.rendering import count_words, reading_minutes
 from broadsheet.extensions import DbSession
 
 
@@ -82,7 +82,7 @@ class PostCard:
 
     @property
     def reading_minutes(self) -> int:
-        return max(1, round(self.word_count / WORDS_PER_MINUTE))
+        return reading_minutes(self.word_count)
 
 
 # The columns a card is made of, in ``_card``'s order.
@@ -126,7 +126,7 @@ def _card(row: Any, tags: Sequence[TagRef], authors: Sequence[Byline]) -> PostCa
      meta_description, published_at, updated_at, created_at) = row  # fmt: skip
     return PostCard(
         id_, kind, slug, title, excerpt, html, featured, image, meta_title, meta_description,
-        published_at, updated_at, created_at, len(markdown.split()), tuple(tags), tuple(authors),
+        published_at, updated_at, created_at, count_words(markdown), tuple(tags), tuple(authors),
     )  # fmt: skip
 
 
