@@ -73,6 +73,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.admin import bp as admin_bp
     from broadsheet.content import models as _content  # noqa: F401
     from broadsheet.content import tasks as _content_tasks  # noqa: F401
+    from broadsheet.media import hooks as _media_hooks  # noqa: F401
+    from broadsheet.media import models as _media  # noqa: F401
+    from broadsheet.media import tasks as _media_tasks  # noqa: F401
     from broadsheet.newsletter import models as _newsletter  # noqa: F401
     from broadsheet.newsletter import tasks as _newsletter_tasks  # noqa: F401
     from broadsheet.ops import bp as ops_bp
