@@ -84,6 +84,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.settings import models as _settings  # noqa: F401
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site.feeds import bp as feeds_bp
+    from broadsheet.site.media import bp as media_bp
     from broadsheet.site.newsletter import bp as newsletter_bp
     from broadsheet.site.sitemap import bp as sitemap_bp
     from broadsheet.site.views import bp as site_bp
@@ -92,6 +93,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(site_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(feeds_bp)
+    app.register_blueprint(media_bp)
     app.register_blueprint(sitemap_bp)
     app.register_blueprint(newsletter_bp)
 

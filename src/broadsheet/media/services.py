@@ -174,6 +174,23 @@ def edit_image(session: DbSession, image: Image, *, alt: str, actor: Actor, now:
     session.flush()
 
 
+def choose_feature_image(
+    session: DbSession, post: Post, address: str | None, *, actor: Actor
+) -> None:
+    """Give ``post`` the feature image at ``address`` (one of ours, or any http(s) address;
+    None: none).  Sets it for the caller's next flush, so that a save writes the post once."""
+    require(actor, Action.EDIT_POST, post)
+    address = (address or "").strip() or None
+    if address is not None and not (
+        ADDRESS.match(address) or address.startswith(("https://", "http://"))
+    ):
+        raise Invalid({"feature_image": "choose an image from the library, or upload one"})
+    if address is not None and len(address) > 500:
+        raise Invalid({"feature_image": "the address is longer than 500 characters"})
+    if post.feature_image != address:  # unchanged: the post is not written for it
+        post.feature_image = address
+
+
 def free_after_commit(session: DbSession, store: Store, keys: Sequence[str]) -> None:
     """Remove ``keys`` from ``store`` once the transaction commits (nothing if it rolls back)."""
     session.info.setdefault(FREED, []).extend(keys)
