@@ -155,3 +155,37 @@ def feature_image(
     return FeatureImage(
         view, image.alt, urljoin(base + "/", store.url(og.key)), og.width, og.height
     )
+
+
+def image_details(image: Image, *, store: Store, base: str, address: str) -> dict[str, object]:
+    """An image as the APIs describe it: its address, size, alt text and variants."""
+    variants = list(image.variants) if image.is_ready else []
+    return {
+        "url": urljoin(base + "/", address),
+        "width": image.width,
+        "height": image.height,
+        "alt": image.alt,
+        "state": image.state.value,
+        "variants": [
+            {
+                "url": urljoin(base + "/", store.url(v.key)),
+                "width": v.width,
+                "height": v.height,
+                "format": v.format.lower(),
+            }
+            for v in variants
+        ],
+    }
+
+
+def feature_details(
+    session: DbSession, addresses: list[str | None], *, store: Store, base: str
+) -> dict[str, dict[str, object]]:
+    """The APIs' view of posts' feature images that are ours, by address (two queries)."""
+    uids = {a: u for a in addresses if a and (u := _uid(a))}
+    found = images_by_uid(session, list(uids.values()))
+    return {
+        address: image_details(found[uid], store=store, base=base, address=address)
+        for address, uid in uids.items()
+        if uid in found
+    }
