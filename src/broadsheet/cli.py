@@ -34,9 +34,9 @@ from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.config import ConfigError
 from broadsheet.content.models import Post
 from broadsheet.errors import DomainError
+from broadsheet.extensions import db, utcnow
 from broadsheet.media import services as media_services
 from broadsheet.media.storage import current_store
-from broadsheet.extensions import db, utcnow
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -175,7 +175,8 @@ def register_commands(app: Flask) -> None:
         )
         for image in removed:
             click.echo(
-                f"removed {image.name} ({image.width}x{image.height}, {image.byte_size} bytes, uploaded {image.created_at:%Y-%m-%d})"
+                f"removed {image.name} ({image.width}x{image.height}, {image.byte_size} bytes, "
+                f"uploaded {image.created_at:%Y-%m-%d})"
             )
         click.echo(f"Removed {len(removed)} unused image(s).")
 
