@@ -254,7 +254,7 @@ def variants_of(session: DbSession, image: Image) -> list[ImageVariant]:
 
 def find_image(session: DbSession, image_id: int, *, actor: Actor) -> Image:
     require(actor, Action.VIEW_ADMIN)
-    image = session.get(Image, image_id)
+    image = session.get(Image, image_id, options=[selectinload(Image.variants)])
     if image is None:
         raise NotFound("There is no such image.")
     return image
@@ -288,13 +288,14 @@ def search_images(
     )
     more = len(images) > per_page
     images = images[:per_page]
-    counts = dict(
-        session.execute(
+    counts: dict[int, int] = {
+        image_id: count
+        for image_id, count in session.execute(
             select(ImageUsage.image_id, func.count())
             .where(ImageUsage.image_id.in_([i.id for i in images]))
             .group_by(ImageUsage.image_id)
-        ).tuples()
-    )
+        )
+    }
     return [LibraryItem(image, counts.get(image.id, 0)) for image in images], more
 
 

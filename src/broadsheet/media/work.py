@@ -31,7 +31,7 @@ LEASE = timedelta(seconds=60)
 def claim(session: DbSession, image_id: int, *, now: datetime) -> str | None:
     """Count an attempt at processing ``image_id``; its source's key, or None when there is
     nothing to do (gone, done, failed, or out of attempts: then marked failed).  Flushes."""
-    image = session.get(Image, image_id, with_for_update=True)
+    image = session.get(Image, image_id, with_for_update=True, populate_existing=True)
     if image is None or image.state is not ImageState.PENDING or not image.source_key:
         return None
     if image.attempts >= MAX_ATTEMPTS:
@@ -72,7 +72,7 @@ def process(
         key = variant_key(variant.data, variant.format)
         store.put(key, variant.data, MIMETYPES[variant.format])
         keys.append(key)
-    image = session.get(Image, image_id, with_for_update=True)
+    image = session.get(Image, image_id, with_for_update=True, populate_existing=True)
     if image is None or image.source_key != source_key or image.state is not ImageState.PENDING:
         return False  # replaced or deleted while we worked: its own task has it
     if not made:
