@@ -43,6 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # so absolute URLs are built from SITE_URL (urls.absolute_url), never from the request.
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    from broadsheet.site import media as media_files
+
+    media_files.init_app(app)  # uploaded images' variants, before Flask; inside the headers
     headers.init_app(app)  # outermost: pages the cache answers carry the headers too
     app.before_request(limit_api_bodies)
     app.before_request(refuse_nul_bytes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, g, json, url_for
+from flask import Response, current_app, g, json, request, url_for
 
 from broadsheet.api import schemas
 from broadsheet.api.admin import SECURITY, blp
@@ -15,11 +15,10 @@ from broadsheet.media.storage import current_store
 
 
 @blp.post("/images/")
-@blp.arguments(schemas.ImageUploadFormSchema, location="form")
-@blp.arguments(schemas.ImageUploadFilesSchema, location="files")
+@blp.arguments(schemas.ImageUploadSchema, location="files")
 @blp.response(201, schemas.ImageOneSchema)
 @blp.doc(security=SECURITY)
-def upload_image(form: dict[str, Any], files: dict[str, Any]) -> Response:
+def upload_image(files: dict[str, Any]) -> Response:
     """Upload an image for posts. It answers at once: ``state`` is ``pending`` and
     ``variants`` is empty until the worker has made them (seconds); the address works then."""
     limits = media.Limits.from_config(current_app.config)
@@ -28,7 +27,8 @@ def upload_image(form: dict[str, Any], files: dict[str, Any]) -> Response:
         db.session,
         upload.stream.read(limits.max_bytes + 1),
         name=upload.filename or "image",
-        alt=form.get("alt", ""),
+        # One multipart body documents both parts; the text part is read from the form.
+        alt=request.form.get("alt", "")[:2000],
         actor=g.api_actor,
         now=utcnow(),
         store=current_store(),

@@ -115,15 +115,14 @@ class ImageOneSchema(Schema):
     image = fields.Nested(ImageSchema, required=True)
 
 
-class ImageUploadFilesSchema(Schema):
+class ImageUploadSchema(Schema):
+    """The multipart body: the file, and its alt text (a plain form part, read beside it)."""
+
     file = Upload(
         required=True,
         metadata={"description": "JPEG, PNG, GIF or WebP (AVIF where supported), judged by "
                   "its content; at most MEDIA_MAX_BYTES (20 MB by default)."},
     )  # fmt: skip
-
-
-class ImageUploadFormSchema(Schema):
     alt = fields.String(
         load_default="",
         validate=validate.Length(max=2000),

@@ -288,14 +288,12 @@ def search_images(
     )
     more = len(images) > per_page
     images = images[:per_page]
-    counts: dict[int, int] = {
-        image_id: count
-        for image_id, count in session.execute(
-            select(ImageUsage.image_id, func.count())
-            .where(ImageUsage.image_id.in_([i.id for i in images]))
-            .group_by(ImageUsage.image_id)
-        )
-    }
+    rows = session.execute(
+        select(ImageUsage.image_id, func.count())
+        .where(ImageUsage.image_id.in_([i.id for i in images]))
+        .group_by(ImageUsage.image_id)
+    )
+    counts: dict[int, int] = {image_id: count for image_id, count in rows}  # noqa: C416
     return [LibraryItem(image, counts.get(image.id, 0)) for image in images], more
 
 
