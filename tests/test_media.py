@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.accounts.services import create_token
+from broadsheet.config import ConfigError, load_settings
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.services import load_post, update_post
 from broadsheet.extensions import db, utcnow
@@ -404,3 +405,23 @@ def test_the_editor_sets_a_feature_image_from_the_library_or_a_file(
     assert saved is not None
     assert saved.feature_image is not None
     assert saved.feature_image.endswith("/upload.png")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"S3_BUCKET": "Not_A_Bucket", "S3_REGION": "eu-west-1"}, "S3_BUCKET is 'Not_A_Bucket'"),
+        ({"S3_BUCKET": "media"}, "S3_REGION is not set; S3_BUCKET needs it"),
+        ({"S3_BUCKET": "media", "S3_REGION": "eu-west-1", "S3_ACCESS_KEY_ID": "AK"},
+         "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together"),
+        ({"S3_REGION": "eu-west-1"}, "S3_REGION is set but S3_BUCKET is not"),
+        ({"S3_BUCKET": "media", "S3_ENDPOINT_URL": "minio:9"}, "S3_ENDPOINT_URL is 'minio:9'"),
+        ({"MEDIA_MAX_BYTES": "20MB"}, "MEDIA_MAX_BYTES is '20MB', not a whole number"),
+        ({"MEDIA_PUBLIC_URL": "cdn.example.com"}, "MEDIA_PUBLIC_URL is 'cdn.example.com'"),
+    ],
+)  # fmt: skip
+def test_a_bad_media_setting_stops_start_up_naming_it(
+    tmp_path: Path, settings: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(settings, tmp_path)
