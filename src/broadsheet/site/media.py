@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 from broadsheet.extensions import db
-from broadsheet.media.models import EXTENSIONS, MIMETYPES
+from broadsheet.media.models import EXTENSIONS, MIMETYPES, ImageState
 from broadsheet.media.rendering import shown
 from broadsheet.media.services import images_by_uid
 from broadsheet.media.storage import (
@@ -41,7 +41,7 @@ MIMETYPE_OF = {ext: MIMETYPES[fmt] for fmt, ext in EXTENSIONS.items()}
 @bp.get("/media/images/<uid>/<name>")
 def image(uid: str, name: str) -> BaseResponse:
     found = images_by_uid(db.session, [uid]).get(uid)
-    if found is None:
+    if found is None or found.state is ImageState.FAILED:
         abort(404)
     if not found.is_ready:
         # The variants come within seconds; the upload itself (metadata and all) is never served.
