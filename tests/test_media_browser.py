@@ -75,9 +75,9 @@ def test_a_writer_pastes_and_drops_images_into_a_post_that_shows_them_responsive
     expect(page.get_by_role("button", name="Insert image…")).to_be_visible()
 
     _send(page, "paste", "chart.png", "image/png", pictures.png(1000, 500))
-    expect(page.get_by_role("status")).to_have_text("Inserted chart.png.")
+    expect(page.locator(".image-status")).to_have_text("Inserted chart.png.")
     _send(page, "drop", "photo.jpg", "image/jpeg", pictures.jpeg_with_gps(1800, 1200))
-    expect(page.get_by_role("status")).to_have_text("Inserted photo.jpg.")
+    expect(page.locator(".image-status")).to_have_text("Inserted photo.jpg.")
     text = body.input_value()
     assert text.startswith("Before the pictures.\n\n![A pasted chart](/media/images/")
     assert "/chart.png)\n\n![A dropped photo](/media/images/" in text
