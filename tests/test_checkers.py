@@ -35,12 +35,17 @@ from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.content.models import PostKind, PostRevision, PostStatus, Tag
 from broadsheet.content.services import load_post, update_post
 from broadsheet.extensions import db
+from broadsheet.media import services as media
+from broadsheet.media import work
+from broadsheet.media.models import Image
+from broadsheet.media.storage import FolderStore
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.newsletter.sending import publish_with_email
 from broadsheet.newsletter.tokens import Purpose, make_token
 from tests import services
 from tests.browser import chromium, require_chromium, served
 from tests.conftest import NOW, base_config
+from tests.media_images import png
 from tests.newsletter import make_subscriber
 from tests.staff import PASSWORD
 
@@ -160,13 +165,17 @@ def site(
             markdown=f"Week {number}, with `code` and a [link](https://example.com/{number}).",
             now=NOW - timedelta(days=number),
         )
+    image = _processed_image(tmp_path / "live" / "media", owner)
     post = make_post(
         "Fast tag archives",
         tags=["Flask", "PostgreSQL"],
-        markdown="A paragraph.\n\n```python\nprint('hi')\n```\n\n> A quote.\n\n- one\n- two",
+        markdown="A paragraph.\n\n```python\nprint('hi')\n```\n\n> A quote.\n\n- one\n- two"
+        f"\n\n{media.markdown_for(image)}\n",
         authors=[owner, editor],
         featured=True,
     )
+    media.choose_feature_image(db.session, post, media.image_address(image), actor=owner)
+    db.session.commit()
     make_post("About", kind=PostKind.PAGE, slug="about", markdown="Who writes here, and why.")
     draft = load_post(
         db.session, make_post("A draft in progress", status=PostStatus.DRAFT, authors=[owner]).id
@@ -203,6 +212,7 @@ def site(
         "scratch": scratch.id,
         "revision": db.session.query(PostRevision).filter_by(post_id=draft.id).first().id,
         "send": send.id,
+        "image": image.id,
         "author": owner.slug,
         "tag": db.session.query(Tag).filter_by(name="Flask").one().id,
         "editor": editor.id,
@@ -224,6 +234,21 @@ def site(
         finally:
             with apps[0].app_context():
                 db.engine.dispose()
+
+
+def _processed_image(root: Path, owner: User) -> Image:
+    """An uploaded image with its variants made, in the live site's folder store."""
+    store, limits = FolderStore(root), media.Limits(20_000_000, 60_000_000)
+    image = media.upload_image(
+        db.session, png(1600, 900), name="harbour.png", alt="Boats in a harbour", actor=owner,
+        now=NOW, store=store, limits=limits,
+    )  # fmt: skip
+    db.session.commit()
+    source = work.claim(db.session, image.id, now=NOW)
+    assert source is not None
+    assert work.process(db.session, image.id, source, store=store, limits=limits, now=NOW)
+    db.session.commit()
+    return image
 
 
 def _fault() -> None:
@@ -351,6 +376,8 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("sends", "/admin/sends/")
     visit("send-progress", f"/admin/sends/{ids['send']}/")
     visit("delete-confirm", f"/admin/posts/{ids['scratch']}/delete")
+    visit("media-library", "/admin/media/")
+    visit("media-image", f"/admin/media/{ids['image']}/")
     submit("trash")  # a draft moved to the trash; the trash lists it with its restore button
     visit("admin-not-found", "/admin/posts/999999/", status=404)
 

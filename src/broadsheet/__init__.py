@@ -43,6 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # so absolute URLs are built from SITE_URL (urls.absolute_url), never from the request.
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    from broadsheet.site import media as media_files
+
+    media_files.init_app(app)  # uploaded images' variants, before Flask; inside the headers
     headers.init_app(app)  # outermost: pages the cache answers carry the headers too
     app.before_request(limit_api_bodies)
     app.before_request(refuse_nul_bytes)
@@ -81,6 +84,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.admin import bp as admin_bp
     from broadsheet.content import models as _content  # noqa: F401
     from broadsheet.content import tasks as _content_tasks  # noqa: F401
+    from broadsheet.media import hooks as _media_hooks  # noqa: F401
+    from broadsheet.media import models as _media  # noqa: F401
+    from broadsheet.media import tasks as _media_tasks  # noqa: F401
     from broadsheet.newsletter import models as _newsletter  # noqa: F401
     from broadsheet.newsletter import tasks as _newsletter_tasks  # noqa: F401
     from broadsheet.ops import bp as ops_bp
@@ -90,6 +96,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site import search as _site_search  # noqa: F401 (the search page)
     from broadsheet.site.feeds import bp as feeds_bp
+    from broadsheet.site.media import bp as media_bp
     from broadsheet.site.newsletter import bp as newsletter_bp
     from broadsheet.site.sitemap import bp as sitemap_bp
     from broadsheet.site.views import bp as site_bp
@@ -98,6 +105,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(site_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(feeds_bp)
+    app.register_blueprint(media_bp)
     app.register_blueprint(sitemap_bp)
     app.register_blueprint(newsletter_bp)
 

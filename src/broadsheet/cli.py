@@ -36,6 +36,8 @@ from broadsheet.content import search
 from broadsheet.content.models import Post
 from broadsheet.errors import DomainError
 from broadsheet.extensions import db, utcnow
+from broadsheet.media import services as media_services
+from broadsheet.media.storage import current_store
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -160,6 +162,24 @@ def register_commands(app: Flask) -> None:
         """Revoke a token by its id (see `broadsheet token list`)."""
         token = accounts.revoke_token(db.session, token_id, now=utcnow())
         click.echo(f"Token {token.id} ({token.label or 'no label'}) is revoked.")
+
+    @cli.group("media")
+    def media_group() -> None:
+        """Uploaded images."""
+
+    @media_group.command("gc")
+    @door
+    def media_gc() -> None:
+        """Remove uploads that no post uses and that are older than a day; list them."""
+        removed = media_services.collect_garbage(
+            db.session, actor=OPERATOR, now=utcnow(), store=current_store()
+        )
+        for image in removed:
+            click.echo(
+                f"removed {image.name} ({image.width}x{image.height}, {image.byte_size} bytes, "
+                f"uploaded {image.created_at:%Y-%m-%d})"
+            )
+        click.echo(f"Removed {len(removed)} unused image(s).")
 
     @cli.command("demo")
     @click.option("--posts", default=60, show_default=True, type=click.IntRange(0, 10_000_000))

@@ -9,6 +9,7 @@ called by the application factory.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
@@ -27,6 +28,7 @@ SITEMAP_LIMIT = 50_000  # URLs in one sitemap file, by sitemaps.org
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+MIB = 1024 * 1024
 
 
 class ConfigError(RuntimeError):
@@ -102,6 +104,13 @@ def trusted_hosts(site_url: str) -> list[str]:
     on the machine itself; such a name can only reach it from there).  Any other gets 400."""
     name = urlsplit(site_url).hostname or ""
     return list(dict.fromkeys([name, *LOOPBACK_HOSTS]))
+
+
+def _bucket(value: str) -> str:
+    # S3's naming rules, which the S3-compatible stores follow too.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+        raise ValueError(f"is {value!r}; a bucket name is 3-63 lower-case letters, digits, . and -")
+    return value
 
 
 def _timezone(value: str) -> str:
@@ -300,7 +309,9 @@ def load_settings(
     # Proxies in front of the app (Heroku's router is one) whose X-Forwarded-* are believed:
     # without this every visitor has the router's address and shares one rate limit.
     settings["PROXY_HOPS"] = read("PROXY_HOPS", lambda v: _integer(v, 0, 5), 0)
-    settings["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024  # forms and CSV imports; the API: 1 MiB
+    _media_settings(read, source, instance, settings, errors)
+    # Forms and CSV imports; an image upload up to MEDIA_MAX_BYTES; the rest of the API: 1 MiB.
+    settings["MAX_CONTENT_LENGTH"] = max(16 * MIB, settings["MEDIA_MAX_BYTES"] + MIB)
     settings["RATELIMIT_STORAGE_URI"] = read("RATELIMIT_STORAGE_URI", str, "memory://")
     # Whole public pages: a folder under instance/ by default, Redis when named, or off.
     settings["PAGE_CACHE_URL"] = read("PAGE_CACHE_URL", _page_cache_url, "")
@@ -325,6 +336,41 @@ def load_settings(
     if errors:
         raise ConfigError("\n".join(errors))
     return settings
+
+
+def _media_settings(
+    read: Any,
+    source: Mapping[str, Any],
+    instance: Path,
+    settings: dict[str, Any],
+    errors: list[str],
+) -> None:
+    """Uploaded images: size limits, and the store (a folder under instance/, or S3)."""
+    settings["MEDIA_MAX_BYTES"] = read(
+        "MEDIA_MAX_BYTES", lambda v: _integer(v, 1024, 200 * MIB), 20 * 1000 * 1000
+    )
+    # Pixels an image may hold: a small file can unpack to gigabytes (a decompression bomb).
+    settings["MEDIA_MAX_PIXELS"] = read(
+        "MEDIA_MAX_PIXELS", lambda v: _integer(v, 10_000, 500_000_000), 60_000_000
+    )
+    settings["MEDIA_ROOT"] = str(source.get("MEDIA_ROOT") or instance / "media")
+    settings["MEDIA_PUBLIC_URL"] = read("MEDIA_PUBLIC_URL", _site_url, None)
+    settings["S3_BUCKET"] = read("S3_BUCKET", _bucket, None)
+    settings["S3_ENDPOINT_URL"] = read("S3_ENDPOINT_URL", _site_url, None)
+    settings["S3_REGION"] = read("S3_REGION", str, None)
+    settings["S3_ACCESS_KEY_ID"] = read("S3_ACCESS_KEY_ID", str, None)
+    settings["S3_SECRET_ACCESS_KEY"] = read("S3_SECRET_ACCESS_KEY", str, None)
+    if settings["S3_BUCKET"]:
+        if not (settings["S3_REGION"] or settings["S3_ENDPOINT_URL"]):
+            errors.append(
+                "S3_REGION is not set; S3_BUCKET needs it (or S3_ENDPOINT_URL for a non-AWS store)"
+            )
+        if bool(settings["S3_ACCESS_KEY_ID"]) != bool(settings["S3_SECRET_ACCESS_KEY"]):
+            errors.append("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together; set both")
+    else:
+        for name in ("S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+            if source.get(name):
+                errors.append(f"{name} is set but S3_BUCKET is not; set S3_BUCKET to use S3")
 
 
 def _engine_options(url: str) -> dict[str, Any]:
@@ -377,6 +423,13 @@ def celery_settings(
             "sweep-outbox": {"task": "broadsheet.sweep_outbox", "schedule": 60.0},
             # Removes for good the posts deleted to the trash more than 30 days ago.
             "empty-trash": {"task": "broadsheet.empty_trash", "schedule": 3600.0},
+            # Re-enqueues uploads whose processing stalled (a killed worker, a lost message).
+            "sweep-media": {"task": "broadsheet.sweep_media", "schedule": 60.0},
+            # Removes uploads that no post uses, a day after they came.
+            "collect-media-garbage": {
+                "task": "broadsheet.collect_media_garbage",
+                "schedule": 7 * 24 * 3600.0,
+            },
         },
     }
     scheme = broker.partition("://")[0]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, request
+from flask import abort, current_app, request
 
 NUL = "\x00"
 API_MAX_BODY = 1024 * 1024  # a post's Markdown is far smaller; CSV imports go through the admin
+API_UPLOADS = ("/api/v1/admin/images/",)  # multipart image uploads: up to MEDIA_MAX_BYTES
 
 
 def limit_api_bodies() -> None:
     """JSON API bodies over 1 MiB are refused with 413 before anything reads them."""
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") and request.path not in API_UPLOADS:
         request.max_content_length = API_MAX_BODY
+    elif request.path in API_UPLOADS:
+        request.max_content_length = current_app.config["MAX_CONTENT_LENGTH"]
 
 
 def _holds_nul(value: Any) -> bool:

@@ -12,6 +12,7 @@ from broadsheet.admin import (
     editor,
     email_preview,
     manage,
+    media,
     newsletter,
     posts,
     publishing,
@@ -20,5 +21,6 @@ from broadsheet.admin import (
 from broadsheet.admin.blueprint import bp
 
 __all__ = [
-    "auth", "bp", "editor", "email_preview", "manage", "newsletter", "posts", "publishing", "trash",
+    "auth", "bp", "editor", "email_preview", "manage", "media", "newsletter", "posts",
+    "publishing", "trash",
 ]  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
@@ -92,6 +93,21 @@ class PostForm(Form):
             "meta_description": self.meta_description.data or None,
             "email_on_publish": bool(self.email_on_publish.data),
         }
+
+
+class ImageUploadForm(Form):
+    file = FileField("Image", validators=[FileRequired("Choose an image to upload.")])
+    alt = StringField(
+        "Alt text", description="What the picture shows, for people who cannot see it."
+    )
+
+
+class ReplaceForm(Form):
+    file = FileField("New image", validators=[FileRequired("Choose an image to upload.")])
+
+
+class AltForm(Form):
+    alt = TextAreaField("Alt text")
 
 
 class TagForm(Form):

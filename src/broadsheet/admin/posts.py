@@ -14,6 +14,7 @@ from broadsheet.accounts.permissions import Action, can, require
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor, page, show_error
 from broadsheet.admin.forms import ButtonForm, PostForm
+from broadsheet.admin.media import apply_feature_image, feature_preview, picker_choices
 from broadsheet.admin.publishing import review_url
 from broadsheet.content import editing
 from broadsheet.content import revisions as post_history
@@ -95,6 +96,8 @@ def _form_context(form: PostForm, post: Post | None, settings: SiteSettings) -> 
         "now": utcnow(),
         # The field the cursor starts in: the first one in error, or a new post's title.
         "focus": next(iter(form.errors), None) or (None if post else "title"),
+        "feature_choices": picker_choices(post),
+        "feature_preview": feature_preview(post),
     }
 
 
@@ -140,6 +143,7 @@ def new_post() -> ResponseReturnValue:
             now=now,
             **form.post_fields(),
         )
+        apply_feature_image(post, user=user)
         review = _apply(action, post, form, settings, user=user, now=now)
         db.session.commit()
     except DomainError as error:
@@ -212,6 +216,7 @@ def edit_post(post_id: int) -> ResponseReturnValue:
     action = request.form.get("action", "save")
     now = utcnow()
     try:
+        apply_feature_image(post, user=user)  # before the save: one write of the post
         content.update_post(
             db.session,
             post,

@@ -58,6 +58,7 @@ class BroadsheetApi(Api):
 
 
 def init_api(app: Flask) -> None:
+    from broadsheet.api import media as _media  # noqa: F401 (the image upload, on admin_blp)
     from broadsheet.api.admin import blp as admin_blp
     from broadsheet.api.content import blp as content_blp
     from broadsheet.api.docs import bp as docs_bp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -15,9 +16,12 @@ from broadsheet import page_cache
 from broadsheet.api import schemas
 from broadsheet.api.errors import domain_problem
 from broadsheet.content import listing, queries
+from broadsheet.content.cards import PostCard
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.http_caching import cacheable
+from broadsheet.media.rendering import feature_details
+from broadsheet.media.storage import current_store
 from broadsheet.newsletter import services as newsletter
 from broadsheet.page_cache import cache_pages
 from broadsheet.urls import absolute_url
@@ -61,6 +65,20 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
     response = cacheable(json.dumps(body), mimetype="application/json", max_age=MAX_AGE)
     response.headers.update(headers or {})
     return response
+
+
+def _dump_posts(posts: Sequence[PostCard]) -> list[dict[str, Any]]:
+    """Posts as the Content API gives them, each feature image of ours with its variants."""
+    details = feature_details(
+        db.session,
+        [p.feature_image for p in posts],
+        store=current_store(),
+        base=current_app.config["SITE_URL"],
+    )
+    dumped: list[dict[str, Any]] = schemas.PostSchema(many=True).dump(posts)
+    for post, body in zip(posts, dumped, strict=True):
+        body["feature_image_details"] = details.get(post.feature_image or "")
+    return dumped
 
 
 def _link(**changes: Any) -> str:
@@ -121,7 +139,7 @@ def list_posts(
     next_cursor = encode_cursor(found.next, wanted.order) if found.next else None
     headers = {"Link": _link(cursor=next_cursor, page=None)} if next_cursor else {}
     body = {
-        "posts": schemas.PostSchema(many=True).dump(found.posts),
+        "posts": _dump_posts(found.posts),
         "pagination": _pagination(limit, None if after else (page or 1), found.total, next_cursor),
     }
     return _json(body, headers)
@@ -133,7 +151,7 @@ def list_posts(
 def get_post(post_id: int) -> Response:
     """One public post by id."""
     post = queries.public_post(db.session, now=utcnow(), post_id=post_id, pages=False)
-    return _json({"post": schemas.PostSchema().dump(post)})
+    return _json({"post": _dump_posts([post])[0]})
 
 
 @blp.get("/posts/slug/<slug>/")
@@ -142,7 +160,7 @@ def get_post(post_id: int) -> Response:
 def get_post_by_slug(slug: str) -> Response:
     """One public post by slug."""
     post = queries.public_post(db.session, slug, now=utcnow(), pages=False)
-    return _json({"post": schemas.PostSchema().dump(post)})
+    return _json({"post": _dump_posts([post])[0]})
 
 
 @blp.get("/tags/")

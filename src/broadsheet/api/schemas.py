@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from broadsheet.content.search import MAX_QUERY_CHARACTERS, MAX_RESULTS
@@ -77,6 +78,59 @@ class AuthorSchema(AuthorRefSchema):
     post_count = fields.Integer(required=True)
 
 
+class ImageVariantSchema(Schema):
+    url = fields.String(required=True, metadata=URL_DOC)
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    format = fields.String(required=True, metadata={"enum": ["jpeg", "png", "gif", "webp", "avif"]})
+
+
+class FeatureImageSchema(Schema):
+    url = fields.String(
+        required=True,
+        metadata={**URL_DOC, "description": "The image's stable address (it redirects to "
+                  "the widest variant); what posts' Markdown holds."},
+    )  # fmt: skip
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    alt = fields.String(required=True)
+    state = fields.String(
+        required=True,
+        metadata={"enum": ["pending", "ready", "failed"],
+                  "description": "pending: the variants are being made (none listed yet)"},
+    )  # fmt: skip
+    variants = fields.List(
+        fields.Nested(ImageVariantSchema),
+        required=True,
+        metadata={"description": "Every width (480, 960, 1200, 1600, 2400, never wider than "
+                  "the original) in WebP and in the original's format."},
+    )  # fmt: skip
+
+
+class ImageSchema(FeatureImageSchema):
+    id = fields.Integer(required=True)
+    markdown = fields.String(required=True, metadata={"description": "![alt](url), to paste"})
+
+
+class ImageOneSchema(Schema):
+    image = fields.Nested(ImageSchema, required=True)
+
+
+class ImageUploadSchema(Schema):
+    """The multipart body: the file, and its alt text (a plain form part, read beside it)."""
+
+    file = Upload(
+        required=True,
+        metadata={"description": "JPEG, PNG, GIF or WebP (AVIF where supported), judged by "
+                  "its content; at most MEDIA_MAX_BYTES (20 MB by default)."},
+    )  # fmt: skip
+    alt = fields.String(
+        load_default="",
+        validate=validate.Length(max=2000),
+        metadata={"description": "What the picture shows, for people who cannot see it."},
+    )
+
+
 class PostSchema(Schema):
     id = fields.Integer(required=True)
     slug = fields.String(required=True)
@@ -88,6 +142,14 @@ class PostSchema(Schema):
     excerpt = fields.String(required=True)
     featured = fields.Boolean(required=True)
     feature_image = fields.String(allow_none=True, required=True)
+    # Filled in by the Content API when the feature image is an upload of ours.
+    feature_image_details = fields.Nested(
+        FeatureImageSchema,
+        allow_none=True,
+        dump_only=True,
+        metadata={"description": "The feature image's size, alt text and variants, when it "
+                  "is an uploaded image (Content API only)."},
+    )  # fmt: skip
     meta_title = fields.String(allow_none=True, required=True)
     meta_description = fields.String(allow_none=True, required=True)
     published_at = fields.AwareDateTime(required=True)

@@ -36,7 +36,8 @@ from broadsheet.text import check_single_line
 # First path segments the site itself uses: a post cannot take them as its slug.
 RESERVED_SLUGS = frozenset(
     {
-        "admin", "api", "author", "feed", "feed.json", "healthz", "page", "readyz", "robots.txt",
+        "admin", "api", "author", "feed", "feed.json", "healthz", "media", "page", "readyz",
+        "robots.txt",
         "search", "sitemap.xml", "static", "subscribe", "tag", "unsubscribe",
     }
 )  # fmt: skip

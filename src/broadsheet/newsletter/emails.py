@@ -16,11 +16,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask_mailman import EmailMultiAlternatives
-from markupsafe import Markup
 
 from broadsheet.content.models import Post, with_links
 from broadsheet.extensions import DbSession
 from broadsheet.mail_layout import html_email, render_email
+from broadsheet.media.rendering import responsive_html
+from broadsheet.media.storage import current_store
 from broadsheet.newsletter.tokens import Purpose, make_token
 from broadsheet.settings.services import site_settings
 from broadsheet.urls import absolute_url
@@ -78,7 +79,10 @@ class NewsletterComposer:
         self.config = config
         self.site_title = site_settings(session, config).title
         self.post_url = absolute_url("site.post", slug=post.slug)
-        self.body_html = Markup(post.html)  # noqa: S704 (rendered and sanitised when saved)
+        # Images: absolute addresses of variants no wider than an email shows comfortably.
+        self.body_html = responsive_html(
+            session, post.html, store=current_store(), email_base=config["SITE_URL"]
+        )
 
     def compose(self, subscriber_id: int, email: str) -> EmailMultiAlternatives:
         links = subscriber_links(self.config, subscriber_id, email)

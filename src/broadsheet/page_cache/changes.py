@@ -26,7 +26,10 @@ from broadsheet.extensions import DbSession, db
 from broadsheet.page_cache.cache import PageCache, new_token, page_cache
 
 # Tables whose rows show on public pages: a commit that wrote any of them replaces the token.
-WATCHED_TABLES = frozenset({"posts", "tags", "post_tags", "post_authors", "users", "site_settings"})
+# (An image's variants becoming ready changes the markup of every post that shows it.)
+WATCHED_TABLES = frozenset(
+    {"posts", "tags", "post_tags", "post_authors", "users", "site_settings", "images"}
+)
 CHANGED = "broadsheet.page_cache.changed"  # the announced token, in Session.info until the commit
 
 

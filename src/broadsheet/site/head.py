@@ -41,6 +41,8 @@ class Head:
     name: str = ""  # the page's own name, for link previews; the title adds the site's
     og_type: str = "website"
     image: str | None = None
+    image_width: int = 0  # the preview image's size, when known
+    image_height: int = 0
     structured_data: dict[str, Any] = field(default_factory=dict)
     feeds: list[FeedLink] = field(default_factory=list)
     previous_url: str | None = None

@@ -21,6 +21,8 @@ from broadsheet.content.models import PostKind
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
 from broadsheet.http_caching import cacheable, newest
+from broadsheet.media.rendering import feature_image, responsive_html
+from broadsheet.media.storage import current_store
 from broadsheet.page_cache import cache_pages
 from broadsheet.site.feeds import AUTHOR_FEEDS, TAG_FEEDS
 from broadsheet.site.generation import nav_pages
@@ -322,13 +324,18 @@ def _post_page(found: queries.PostCard) -> Response:
     data = post_data(
         found, site=site, canonical=canonical, headline=headline, description=description, tags=tags
     )
+    store = current_store()
+    feature = feature_image(db.session, found.feature_image, store=store, base=absolute("/"))
+    body = responsive_html(db.session, found.html, store=store, eager_first=feature is None)
     head = Head(
         title=f"{headline} — {site}",
         description=description,
         canonical=canonical,
         name=headline,
         og_type="website" if is_page else "article",
-        image=found.feature_image,
+        image=feature.og_url if feature else None,
+        image_width=feature.og_width if feature else 0,
+        image_height=feature.og_height if feature else 0,
         structured_data=data,
         feeds=site_feeds(),
         published=None if is_page else found.published_at,
@@ -346,6 +353,8 @@ def _post_page(found: queries.PostCard) -> Response:
         ),
         head=head,
         post=found,
+        body=body,
+        feature=feature,
         authors=authors,
         older=older,
         newer=newer,
