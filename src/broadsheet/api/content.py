@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 from urllib.parse import urlencode
 
+import orjson
 from flask import Response, current_app, json, request
 from flask_smorest import Blueprint
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -15,6 +17,7 @@ from broadsheet import page_cache
 from broadsheet.api import schemas
 from broadsheet.api.errors import domain_problem
 from broadsheet.content import listing, queries
+from broadsheet.content.cards import PostCard
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import csrf, db, utcnow
 from broadsheet.http_caching import cacheable
@@ -58,9 +61,21 @@ def decode_cursor(token: str, order: listing.Order) -> listing.Position:
 
 
 def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    response = cacheable(json.dumps(body), mimetype="application/json", max_age=MAX_AGE)
+    response = cacheable(orjson.dumps(body), mimetype="application/json", max_age=MAX_AGE)
     response.headers.update(headers or {})
     return response
+
+
+def _dumped(post: PostCard) -> dict[str, Any]:
+    return _dump_post(post, current_app.config["SITE_URL"])
+
+
+@lru_cache(maxsize=4096)
+def _dump_post(post: PostCard, _site_url: str) -> dict[str, Any]:
+    """A post as the API shows it, kept for as long as that very content is asked for: the card
+    (its tags and authors included) and the site's address are the key.  Read, never changed."""
+    dumped: dict[str, Any] = schemas.PostSchema().dump(post)
+    return dumped
 
 
 def _link(**changes: Any) -> str:
@@ -118,7 +133,7 @@ def list_posts(
     next_cursor = encode_cursor(found.next, wanted.order) if found.next else None
     headers = {"Link": _link(cursor=next_cursor, page=None)} if next_cursor else {}
     body = {
-        "posts": schemas.PostSchema(many=True).dump(found.posts),
+        "posts": [_dumped(post) for post in found.posts],
         "pagination": _pagination(limit, None if after else (page or 1), found.total, next_cursor),
     }
     return _json(body, headers)
@@ -130,7 +145,7 @@ def list_posts(
 def get_post(post_id: int) -> Response:
     """One public post by id."""
     post = queries.public_post(db.session, now=utcnow(), post_id=post_id, pages=False)
-    return _json({"post": schemas.PostSchema().dump(post)})
+    return _json({"post": _dumped(post)})
 
 
 @blp.get("/posts/slug/<slug>/")
@@ -139,7 +154,7 @@ def get_post(post_id: int) -> Response:
 def get_post_by_slug(slug: str) -> Response:
     """One public post by slug."""
     post = queries.public_post(db.session, slug, now=utcnow(), pages=False)
-    return _json({"post": schemas.PostSchema().dump(post)})
+    return _json({"post": _dumped(post)})
 
 
 @blp.get("/tags/")
