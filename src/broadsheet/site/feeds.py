@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from html import escape as html_escape
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -50,11 +51,13 @@ bp = Blueprint("feeds", __name__)
 cache_pages(bp)
 
 
+@lru_cache(maxsize=1024)
 def absolute_html(html: str, base_url: str) -> str:
     """``html`` with every relative link and image made absolute against ``base_url``.
 
     Parsed as HTML (lxml), so only real ``href``/``src`` attributes change,
-    never text that merely looks like one.
+    never text that merely looks like one.  Kept for the posts asked for last:
+    a feed polled again re-parses nothing that did not change.
     """
     if not html.strip():
         return html

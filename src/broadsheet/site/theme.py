@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,35 @@ def _static_url(_script_root: str, filename: str) -> str:
     return url_for("site.static", filename=filename, v=static_version(filename))
 
 
+URL_MEMORY = 20_000  # links built last: one per post, tag and author readers asked for
+
+
+def remembered_url_for(endpoint: str, **values: Any) -> str:
+    """``url_for`` for templates, each plain link to a public page built once and reused.
+
+    A link to one of the site's pages with given values (no ``_external``, ``_anchor``
+    or other option) is the same path for every request to the same app on the same
+    script root: a listing's thirty links are not rebuilt for each reader.  Anything
+    else (outside a request too) goes to ``url_for``.
+    """
+    if (
+        not has_request_context()  # an email, built by a worker: absolute links
+        or not endpoint.startswith("site.")
+        or any(key.startswith("_") for key in values)
+    ):
+        return url_for(endpoint, **values)
+    try:
+        where = (id(current_app.url_map), request.script_root)
+        return _built(where, endpoint, tuple(sorted(values.items())))
+    except TypeError:  # a value that cannot be a key (a list): built afresh
+        return url_for(endpoint, **values)
+
+
+@lru_cache(maxsize=URL_MEMORY)
+def _built(_where: tuple[int, str], endpoint: str, values: tuple[tuple[str, Any], ...]) -> str:
+    return url_for(endpoint, **dict(values))
+
+
 def long_date(moment: datetime | None) -> str:
     return f"{moment.day} {moment:%B %Y}" if moment else ""
 
@@ -71,4 +100,5 @@ def init_theme(bp: Blueprint) -> None:
     """Give every template of the app the theme's helpers and the site's names."""
     for helper in (optional_url, iso, static_url, long_date):
         bp.add_app_template_global(helper, helper.__name__)
+    bp.add_app_template_global(remembered_url_for, "url_for")
     bp.app_context_processor(site_names)
