@@ -323,6 +323,7 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("tags", "/admin/tags/")
     visit("tag-edit", f"/admin/tags/{ids['tag']}/")
     visit("staff", "/admin/staff/")
+    visit("redirects", "/admin/redirects/")
     visit("staff-member", f"/admin/staff/{ids['editor']}/")
     visit("settings", "/admin/settings/")
     visit("subscribers", "/admin/subscribers/")
