@@ -80,6 +80,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.outbox import models as _outbox  # noqa: F401
     from broadsheet.outbox import tasks as _outbox_tasks  # noqa: F401
     from broadsheet.porting import models as _porting  # noqa: F401
+    from broadsheet.porting import tasks as _porting_tasks  # noqa: F401
     from broadsheet.settings import models as _settings  # noqa: F401
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site.feeds import bp as feeds_bp
