@@ -88,8 +88,15 @@ class WxrReader:
         self.source = ""
 
     def __iter__(self) -> Iterator[Record]:
+        with self.path.open("rb") as file:
+            yield from self._records(file)
+        for post_id, attachment_id in self.waiting_images.items():
+            if url := self.attachments.get(attachment_id):
+                yield LateImage(post_id, url)
+
+    def _records(self, file: Any) -> Iterator[Record]:
         parser = etree.iterparse(
-            str(self.path),
+            file,
             events=("start", "end"),
             resolve_entities=False,
             no_network=True,
@@ -132,9 +139,6 @@ class WxrReader:
             raise ImportRefused(f"the file is not complete, well-formed XML ({error})") from None
         if not version_seen:
             raise ImportRefused("this XML file is not a WordPress export (no wxr_version)")
-        for post_id, attachment_id in self.waiting_images.items():
-            if url := self.attachments.get(attachment_id):
-                yield LateImage(post_id, url)
 
     def _check_root(self, element: Any) -> None:
         info = element.getroottree().docinfo

@@ -143,7 +143,7 @@ class Writer:
                 ImportItem.source_id.in_(keys),
             )
         )
-        return dict(rows.tuples().all())
+        return dict(rows)
 
     def _remember(self, kind: str, key: str, target_id: int | None) -> None:
         self.session.add(
