@@ -162,7 +162,9 @@ def test_ghost_members_come_in_confirmed_or_unsubscribed_and_bad_rows_are_listed
 
 def test_substack_subscribers_come_in_with_their_state(app: Flask, tmp_path: Path) -> None:
     import_file(FIXTURES / "substack.csv", tmp_path)
-    states = dict(db.session.execute(select(Subscriber.email, Subscriber.status)))
+    states = {
+        row[0]: row[1] for row in db.session.execute(select(Subscriber.email, Subscriber.status))
+    }
     assert states == {
         "stack.one@example.com": SubscriberStatus.CONFIRMED,
         "stack.off@example.com": SubscriberStatus.UNSUBSCRIBED,

@@ -12,6 +12,7 @@ from broadsheet.admin import (
     email_preview,
     manage,
     newsletter,
+    porting,
     posts,
     publishing,
     redirects,
@@ -20,6 +21,7 @@ from broadsheet.admin import (
 from broadsheet.admin.blueprint import bp
 
 __all__ = [
-    "auth", "bp", "email_preview", "manage", "newsletter", "posts", "publishing", "redirects",
+    "auth", "bp", "email_preview", "manage", "newsletter", "porting", "posts", "publishing",
+    "redirects",
     "trash",
 ]  # fmt: skip

@@ -187,6 +187,34 @@ def point_at_post(
     session.flush()
 
 
+def point_many_at_posts(
+    session: DbSession,
+    pairs: list[tuple[str, int]],
+    *,
+    source: RedirectSource,
+    now: datetime,
+) -> int:
+    """``point_at_post`` for many (old path, post id) pairs in two statements (imports);
+    returns how many redirects now lead to those posts."""
+    wanted: dict[str, int] = {}
+    for old_path, post_id in pairs:
+        key = normalise_path(old_path)
+        if key != "/" and len(key) <= MAX_PATH:
+            wanted[key] = post_id
+    if not wanted:
+        return 0
+    existing = {r.old_path: r for r in session.scalars(
+        select(Redirect).where(Redirect.old_path.in_(wanted)))}  # fmt: skip
+    for key, post_id in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            session.add(Redirect(old_path=key, post_id=post_id, source=source, created_at=now))
+        else:
+            row.post_id, row.target, row.source = post_id, None, source
+    session.flush()
+    return len(wanted)
+
+
 def point_at_path(
     session: DbSession, old_path: str, target: str, *, source: RedirectSource, now: datetime
 ) -> bool:

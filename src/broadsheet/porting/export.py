@@ -146,14 +146,8 @@ def write_export(
                 ),
             )
 
-            def post_items() -> Iterator[dict[str, Any]]:
-                query = select(Post).where(Post.deleted_at.is_(None)).options(*with_links())
-                for post in _rows(session, query):
-                    item = _post(post)
-                    archive.writestr(f"posts/{post.slug}.md", _front_matter(item))
-                    yield item
-
-            section("posts", post_items())
+            query = select(Post).where(Post.deleted_at.is_(None)).options(*with_links())
+            section("posts", (_post(post) for post in _rows(session, query)))
             section(
                 "redirects",
                 (
@@ -177,6 +171,9 @@ def write_export(
                 ),
             )
             put("}")
+        # A second pass: the zip takes one member at a time.
+        for post in _rows(session, query):
+            archive.writestr(f"posts/{post.slug}.md", _front_matter(_post(post)))
         if media is not None and media.is_dir():
             count = 0
             for path in sorted(media.rglob("*")):

@@ -32,7 +32,12 @@ from broadsheet.content.models import (
     PostTag,
     Tag,
 )
-from broadsheet.content.redirects import RedirectSource, point_at_path, point_at_post
+from broadsheet.content.redirects import (
+    RedirectSource,
+    point_at_path,
+    point_at_post,
+    point_many_at_posts,
+)
 from broadsheet.content.rendering import render_markdown, shorten
 from broadsheet.content.services import RESERVED_SLUGS, check_slug, sync_listing
 from broadsheet.content.tags import MAX_DESCRIPTION, find_or_create_tags
@@ -143,7 +148,7 @@ class Writer:
                 ImportItem.source_id.in_(keys),
             )
         )
-        return dict(rows)
+        return {row[0]: row[1] for row in rows}
 
     def _remember(self, kind: str, key: str, target_id: int | None) -> None:
         self.session.add(
@@ -160,27 +165,26 @@ class Writer:
     # The stream -----------------------------------------------------------------------------
 
     def write(self, records: Iterable[Record]) -> Iterator[int]:
-        """Write every record, yielding the number of records done after each batch (the
-        caller commits there).  Records are grouped: posts and subscribers in batches, the
-        rest as they come."""
+        """Write every record, yielding the number of records done after each batch that
+        wrote something (the caller commits there).  Posts and subscribers are written in
+        batches, the rest as they come."""
         posts: list[PostRecord] = []
         subscribers: list[SubscriberRecord] = []
-        done = 0
-        for record in records:
-            done += 1
+        for done, record in enumerate(records, start=1):
             self.report.items += 1
+            # A batch that was all done before (a resumed run) is not a step of its own.
             if isinstance(record, PostRecord):
                 posts.append(record)
                 if len(posts) >= BATCH:
-                    self._posts(posts)
+                    if self._posts(posts):
+                        yield done
                     posts = []
-                    yield done
             elif isinstance(record, SubscriberRecord):
                 subscribers.append(record)
                 if len(subscribers) >= BATCH:
-                    self._subscribers(subscribers)
+                    if self._subscribers(subscribers):
+                        yield done
                     subscribers = []
-                    yield done
             else:
                 if posts:
                     self._posts(posts)
@@ -190,8 +194,7 @@ class Writer:
             self._posts(posts)
         if subscribers:
             self._subscribers(subscribers)
-        self.session.flush()
-        yield done
+        self.session.flush()  # the rest is committed with the job's end (``run_import``)
 
     def _one(self, record: Record) -> None:
         if isinstance(record, Source):
@@ -306,7 +309,7 @@ class Writer:
             given.append(free)
         return given
 
-    def _posts(self, batch: list[PostRecord]) -> None:
+    def _posts(self, batch: list[PostRecord]) -> int:
         known = self._known("post", [r.key for r in batch])
         fresh: dict[str, PostRecord] = {}
         for record in batch:
@@ -315,7 +318,7 @@ class Writer:
             else:
                 fresh[record.key] = record
         if not fresh:
-            return
+            return 0
         records = list(fresh.values())
         slugs = self._slugs(records)
         made: list[tuple[PostRecord, Post, list[str]]] = []
@@ -323,6 +326,7 @@ class Writer:
             post, tag_names = self._post(record, slug)
             made.append((record, post, tag_names))
         self.session.flush()
+        redirects: list[tuple[str, int]] = []
         for record, post, tag_names in made:
             self.session.add(
                 PostRevision(
@@ -342,14 +346,15 @@ class Writer:
                 )
             )
             self._remember("post", record.key, post.id)
-            for old in record.old_paths:
-                if old.rstrip("/") != f"/{post.slug}":
-                    point_at_post(self.session, old, post.id, source=RedirectSource.IMPORT,
-                                  now=self.now)  # fmt: skip
-                    self.report.redirects += 1
+            redirects += [(old, post.id) for old in record.old_paths
+                          if old.rstrip("/") != f"/{post.slug}"]  # fmt: skip
             self.report.count(self.report.created, record.kind + "s")
+        self.report.redirects += point_many_at_posts(
+            self.session, redirects, source=RedirectSource.IMPORT, now=self.now
+        )
         sync_listing(self.session, [post.id for _r, post, _t in made])
         self.session.flush()
+        return len(made)
 
     def _post(self, record: PostRecord, slug: str) -> tuple[Post, list[str]]:
         status = _status(record.status, record.published_at, self.now)
@@ -433,7 +438,7 @@ class Writer:
 
     # Subscribers ----------------------------------------------------------------------------
 
-    def _subscribers(self, batch: list[SubscriberRecord]) -> None:
+    def _subscribers(self, batch: list[SubscriberRecord]) -> int:
         known = self._known("subscriber", [r.key for r in batch])
         fresh = {r.email: r for r in batch if r.key not in known}
         self.report.count(self.report.already_imported, "subscribers", len(batch) - len(fresh))
@@ -469,3 +474,4 @@ class Writer:
             self._remember("subscriber", key, subscriber.id)
         self.report.count(self.report.created, "subscribers", len(added))
         self.session.flush()
+        return len(fresh)
