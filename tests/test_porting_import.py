@@ -125,6 +125,7 @@ def test_a_ghost_export_brings_posts_pages_tags_authors_and_meta(
     assert [t.name for t in hello.public_tags] == ["Spooky Things"]  # internal stays internal
     assert "<figcaption>Pictured</figcaption>" in hello.html
     assert "H<sub>2</sub>O" in hello.html
+    assert 'href="/colophon/"' in hello.html  # Ghost's __GHOST_URL__ becomes this site
     casper = hello.authors[0]
     assert (casper.email, casper.role, casper.password_hash) == (
         "casper@ghost.example.com", Role.EDITOR, None,

@@ -43,6 +43,12 @@ def _time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _site_relative(value: Any) -> str:
+    """Ghost 5 writes its own address as ``__GHOST_URL__`` in exports: links become paths on
+    this site (a post keeps its slug), images keep the old path (listed in the report)."""
+    return str(value or "").replace("__GHOST_URL__", "")
+
+
 class GhostReader:
     """Iterate over a Ghost export's records; raises ImportRefused on a file it cannot read."""
 
@@ -75,8 +81,11 @@ class GhostReader:
     def __iter__(self) -> Iterator[Record]:
         yield Source(SOURCE)
         found_posts = False
+        role_names = {str(r.get("id")): str(r.get("name")) for r in self._items("roles")}
+        user_roles = {str(link.get("user_id")): role_names.get(str(link.get("role_id")), "")
+                      for link in self._items("roles_users")}  # fmt: skip
         for user in self._items("users"):
-            roles = [r for r in ROLES if r in str(user.get("roles", ""))]
+            roles = [r for r in ROLES if r == user_roles.get(str(user.get("id")))]
             yield AuthorRecord(
                 key=str(user.get("id", "")),
                 email=str(user.get("email") or ""),
@@ -136,7 +145,7 @@ class GhostReader:
             kind=kind,
             title=str(post.get("title") or ""),
             markdown="",
-            to_markdown=partial(html_to_markdown, str(post.get("html") or "")),
+            to_markdown=partial(html_to_markdown, _site_relative(post.get("html"))),
             slug=slug,
             status=status if status in ("published", "scheduled") else "draft",
             published_at=_time(post.get("published_at")),
@@ -146,7 +155,7 @@ class GhostReader:
             tags=post_tags.get(key, []),
             excerpt=post.get("custom_excerpt") or None,
             featured=bool(post.get("featured")),
-            feature_image=post.get("feature_image") or None,
+            feature_image=_site_relative(post.get("feature_image")) or None,
             meta_title=extra.get("meta_title") or post.get("meta_title") or None,
             meta_description=extra.get("meta_description") or post.get("meta_description") or None,
             canonical_url=post.get("canonical_url") or None,
