@@ -42,6 +42,7 @@ from broadsheet.media.storage import FolderStore
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.newsletter.sending import publish_with_email
 from broadsheet.newsletter.tokens import Purpose, make_token
+from broadsheet.porting.services import start_import
 from tests import services
 from tests.browser import chromium, require_chromium, served
 from tests.conftest import NOW, base_config
@@ -205,6 +206,10 @@ def site(
     send = publish_with_email(db.session, emailed, actor=owner, now=NOW)
     db.session.commit()
     assert send is not None
+    with (Path(__file__).parent / "fixtures" / "porting" / "wordpress.xml").open("rb") as upload:
+        job = start_import(db.session, actor=owner, now=NOW, upload=upload,
+                           filename="wordpress.xml", folder=tmp_path / "imports")  # fmt: skip
+    db.session.commit()
     key = app.config["SECRET_KEY"]
     ids = {
         "post": post.slug,
@@ -216,6 +221,7 @@ def site(
         "author": owner.slug,
         "tag": db.session.query(Tag).filter_by(name="Flask").one().id,
         "editor": editor.id,
+        "import": job.id,
         "reset": password_reset_token(owner, secret_key=key),
         "confirm": make_token(key, Purpose.CONFIRM, subscriber.id, subscriber.email),
         "unsubscribe": make_token(key, Purpose.UNSUBSCRIBE, subscriber.id, subscriber.email),
@@ -370,6 +376,9 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("tags", "/admin/tags/")
     visit("tag-edit", f"/admin/tags/{ids['tag']}/")
     visit("staff", "/admin/staff/")
+    visit("redirects", "/admin/redirects/")
+    visit("imports", "/admin/import/")
+    visit("import-job", f"/admin/import/{ids['import']}/")
     visit("staff-member", f"/admin/staff/{ids['editor']}/")
     visit("settings", "/admin/settings/")
     visit("subscribers", "/admin/subscribers/")

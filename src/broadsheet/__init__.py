@@ -83,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.accounts import tasks as _account_tasks  # noqa: F401
     from broadsheet.admin import bp as admin_bp
     from broadsheet.content import models as _content  # noqa: F401
+    from broadsheet.content import redirects as _redirects  # noqa: F401
     from broadsheet.content import tasks as _content_tasks  # noqa: F401
     from broadsheet.media import hooks as _media_hooks  # noqa: F401
     from broadsheet.media import models as _media  # noqa: F401
@@ -92,6 +93,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.ops import bp as ops_bp
     from broadsheet.outbox import models as _outbox  # noqa: F401
     from broadsheet.outbox import tasks as _outbox_tasks  # noqa: F401
+    from broadsheet.porting import models as _porting  # noqa: F401
+    from broadsheet.porting import tasks as _porting_tasks  # noqa: F401
     from broadsheet.settings import models as _settings  # noqa: F401
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site import search as _site_search  # noqa: F401 (the search page)

@@ -38,6 +38,8 @@ from broadsheet.errors import DomainError
 from broadsheet.extensions import db, utcnow
 from broadsheet.media import services as media_services
 from broadsheet.media.storage import current_store
+from broadsheet.porting import export as porting_export
+from broadsheet.porting import services as porting
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -220,6 +222,57 @@ def register_commands(app: Flask) -> None:
                 db.session, actor=OPERATOR, language=language, progress=bar.update
             )
         click.echo(f"Indexed {done} posts and pages in {time.perf_counter() - started:.1f} s.")
+
+    @cli.command("import")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--dry-run", is_flag=True, help="Show what would be imported; change nothing.")
+    def import_file(file: Path, dry_run: bool) -> None:
+        """Import a WordPress (WXR), Ghost (JSON), Ghost members or Substack subscribers (CSV)
+        export, or a Broadsheet archive (zip).  Safe to run again: nothing is imported twice."""
+        now = utcnow()
+        try:
+            with file.open("rb") as upload:
+                job = porting.start_import(
+                    db.session, actor=OPERATOR, now=now, upload=upload, filename=file.name,
+                    folder=Path(current_app.instance_path) / "imports",
+                    max_bytes=current_app.config.get("IMPORT_MAX_BYTES", porting.MAX_IMPORT_BYTES),
+                )  # fmt: skip
+        except DomainError as exc:
+            db.session.rollback()
+            _fail(exc.message)
+        click.echo(porting.describe_summary(job.format, job.summary or {}))
+        if dry_run:
+            Path(job.path).unlink(missing_ok=True)
+            db.session.rollback()
+            click.echo("Dry run: nothing was changed.")
+            return
+        db.session.commit()
+        with click.progressbar(length=max(1, job.total), label="Importing") as bar:
+            try:
+                for done in porting.run_import(db.session, job, actor=OPERATOR, now=now):
+                    db.session.commit()
+                    bar.update(min(done, job.total) - bar.pos)
+            except (porting.ImportRefused, DomainError) as exc:
+                db.session.rollback()
+                porting.fail_import(db.session, job.id, str(exc), now=utcnow())
+                db.session.commit()
+                _fail(f"the import stopped: {exc}")
+        click.echo(porting.describe_report(job.report or {}))
+
+    @cli.command("export")
+    @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+    @door
+    def export(path: Path | None) -> None:
+        """Write the whole site (posts, pages, tags, authors, settings, redirects, subscribers
+        and media) to one zip archive that ``broadsheet import`` reads back."""
+        path = path or Path(f"broadsheet-export-{utcnow():%Y%m%d-%H%M%S}.zip")
+        with path.open("wb") as out:
+            counts = porting_export.write_export(
+                db.session, out, actor=OPERATOR, now=utcnow(),
+                media=Path(current_app.config.get("MEDIA_ROOT") or
+                           Path(current_app.instance_path) / "media"),
+            )  # fmt: skip
+        click.echo(f"Wrote {path}: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
 
     @cli.command("run")
     @click.option("--host", default="127.0.0.1", show_default=True)

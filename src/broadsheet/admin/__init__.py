@@ -14,13 +14,15 @@ from broadsheet.admin import (
     manage,
     media,
     newsletter,
+    porting,
     posts,
     publishing,
+    redirects,
     trash,
 )
 from broadsheet.admin.blueprint import bp
 
 __all__ = [
-    "auth", "bp", "editor", "email_preview", "manage", "media", "newsletter", "posts",
-    "publishing", "trash",
+    "auth", "bp", "editor", "email_preview", "manage", "media", "newsletter", "porting",
+    "posts", "publishing", "redirects", "trash",
 ]  # fmt: skip

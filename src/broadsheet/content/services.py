@@ -25,6 +25,7 @@ from broadsheet.content.models import (
     PostTag,
     with_links,
 )
+from broadsheet.content.redirects import slug_changed
 from broadsheet.content.rendering import render_markdown, shorten
 from broadsheet.content.tags import find_or_create_tags
 from broadsheet.errors import Conflict, Invalid, NotFound
@@ -319,6 +320,7 @@ def update_post(
             return post
     if not changed:
         return post
+    old_slug = post.slug
     for name, value in fields.items():
         setattr(post, name, value)
     rendered = render_markdown(markdown)
@@ -326,6 +328,8 @@ def update_post(
     post.excerpt = shorten(excerpt) if excerpt else rendered.excerpt
     post.updated_at = now
     _flush_checked(session, post, expected_version)
+    if old_slug != post.slug and post.status is PostStatus.PUBLISHED:
+        slug_changed(session, post, old_slug, now=now)  # readers may have the old address
     sync_listing(session, [post.id])
     record_revision(session, post, [t.name for t in post.tags], actor=actor, now=now, note=note)
     return post

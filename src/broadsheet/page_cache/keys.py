@@ -52,6 +52,8 @@ QUERY_PARAMETERS: dict[str, frozenset[str]] = {
     ),
     "content_api.list_tags": frozenset({"limit", "page"}),
     "content_api.list_authors": frozenset({"limit", "page"}),
+    # Old WordPress links (``/?p=123``), answered from the redirects table (site/errors.py).
+    "site.home": frozenset({"p", "page_id", "cat", "tag"}),
 }
 
 # Parameters that make a request a search: present (even empty), the page is never kept.

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, redirect, render_template, request, url_for
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from broadsheet.content import queries
+from broadsheet.content.redirects import LEGACY_QUERY_KEYS, find_redirect
 from broadsheet.errors import NotFound
 from broadsheet.extensions import db, utcnow
 from broadsheet.problems import problem
@@ -19,6 +20,7 @@ from broadsheet.site.theme import current_settings, site_feeds
 from broadsheet.site.views import bp
 
 NOT_FOUND_MAX_AGE = 60
+REDIRECT_MAX_AGE = 300  # staff can delete a redirect: browsers keep a 301 only this long
 RETRY_AFTER_SECONDS = 15
 
 
@@ -31,6 +33,8 @@ def _is_api() -> bool:
 def not_found(error: NotFound | HTTPNotFound) -> Response:
     if _is_api():
         return problem(404, detail="Nothing exists at this address.")
+    if moved := _redirect(request.path):
+        return moved
     now = utcnow()
     site = current_settings().title
     head = Head(
@@ -46,6 +50,31 @@ def not_found(error: NotFound | HTTPNotFound) -> Response:
     response.cache_control.public = True
     response.cache_control.max_age = NOT_FOUND_MAX_AGE
     return response
+
+
+def _redirect(path: str) -> Response | None:
+    """A 301 to where an old address's content lives now, from the redirects table."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    found = find_redirect(db.session, path)
+    if found is None:
+        return None
+    target = url_for("site.post", slug=found.post.slug) if found.post else found.target
+    response = current_app.make_response(redirect(target or "/", 301))
+    response.cache_control.public = True
+    response.cache_control.max_age = REDIRECT_MAX_AGE
+    return response
+
+
+@bp.before_request
+def old_query_links() -> Response | None:
+    """Old WordPress links (``/?p=123``) reach the home page's view: answer them from the
+    redirects table, or with a 404 (never the home page, kept under a key of its own)."""
+    if request.endpoint == "site.home" and LEGACY_QUERY_KEYS & set(request.args):
+        if moved := _redirect(request.full_path):
+            return moved
+        raise NotFound("no such old address")
+    return None
 
 
 @bp.app_errorhandler(500)

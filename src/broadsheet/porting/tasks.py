@@ -1,0 +1,56 @@
+"""The import's worker task: runs a confirmed job in slices, committing after each batch."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+
+from broadsheet.errors import DomainError
+from broadsheet.extensions import db, utcnow
+from broadsheet.porting import services
+from broadsheet.porting.models import ImportJob, JobStatus
+from broadsheet.porting.records import ImportRefused
+from broadsheet.queue import WAIT_FOR_DATABASE
+
+log = logging.getLogger(__name__)
+
+# A task holds its message for seconds, not minutes (the worker's time limit is 30 s): after
+# this long it commits, queues its own continuation and returns; the next slice skips what
+# is done (each batch is recorded with its items) and goes on.
+SLICE_SECONDS = 15.0
+
+
+# A slice stops at its first batch past SLICE_SECONDS; a batch takes a second or two, so the
+# worker's usual limits (25 s soft) are raised only as a margin for a slow database.
+@shared_task(name=services.RUN_TASK, soft_time_limit=110, time_limit=120, **WAIT_FOR_DATABASE)
+def run_import(job_id: int, slice_seconds: float = SLICE_SECONDS) -> str:
+    """Run (or resume) import job ``job_id`` for up to ``slice_seconds``.
+
+    Idempotent: a finished job is left alone, and a job whose worker was killed is resumed
+    by the broker's redelivery of this message (or by the next slice): every committed batch
+    is skipped, the one in flight was rolled back with the process.
+    """
+    session = db.session
+    job = session.get(ImportJob, job_id)
+    if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.WAITING):
+        return "nothing to do"
+    started = time.monotonic()
+    steps = services.run_import(session, job, actor=services.job_actor(session, job), now=utcnow())
+    try:
+        for done in steps:
+            session.commit()
+            over = time.monotonic() - started > slice_seconds
+            if done and over and job.status is JobStatus.RUNNING:
+                steps.close()
+                services.continue_import(session, job_id)
+                session.commit()
+                return "continues"
+    except (ImportRefused, DomainError) as error:
+        session.rollback()
+        services.fail_import(session, job_id, str(error), now=utcnow())
+        session.commit()
+        log.warning("import %d failed: %s", job_id, error)
+        return "failed"
+    return "done"

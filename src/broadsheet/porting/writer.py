@@ -1,0 +1,477 @@
+"""Records to rows, a batch at a time, each item once.
+
+Every row an import writes is recorded as an ``ImportItem`` under its source
+and key in the same transaction, and a batch's items are looked up before
+it is written: running the file again, or resuming after a killed worker,
+skips what is done.  The door commits after each batch (``Writer.write``
+yields there), so a crash loses at most the batch in flight, never half of
+one.  Posts are written as the editor writes them (rendered and sanitised by
+``content.rendering``, linked, listed, with a first revision), but a batch
+at a time, not a query per post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from broadsheet.accounts.models import Role, User
+from broadsheet.accounts.permissions import Action, Actor, require
+from broadsheet.accounts.services import create_user
+from broadsheet.addresses import is_email_address, normalise_email
+from broadsheet.content.models import (
+    Post,
+    PostAuthor,
+    PostKind,
+    PostRevision,
+    PostStatus,
+    PostTag,
+    Tag,
+)
+from broadsheet.content.redirects import (
+    RedirectSource,
+    point_at_path,
+    point_at_post,
+    point_many_at_posts,
+)
+from broadsheet.content.rendering import render_markdown, shorten
+from broadsheet.content.services import RESERVED_SLUGS, check_slug, sync_listing
+from broadsheet.content.tags import MAX_DESCRIPTION, find_or_create_tags
+from broadsheet.errors import DomainError
+from broadsheet.extensions import DbSession
+from broadsheet.newsletter.models import Subscriber, SubscriberStatus
+from broadsheet.porting import images
+from broadsheet.porting.models import ImportItem
+from broadsheet.porting.records import (
+    AuthorRecord,
+    LateImage,
+    PostRecord,
+    Record,
+    RedirectRecord,
+    SettingsRecord,
+    Skipped,
+    Source,
+    SubscriberRecord,
+    TagRecord,
+)
+from broadsheet.settings.services import site_settings, update_site_settings
+from broadsheet.slugs import make_slug
+
+BATCH = 200
+LISTED = 200  # how many skipped rows, clashes and kept images a report lists by name
+
+
+@dataclass
+class Report:
+    """What an import did (or, for a dry run, would do)."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    already_imported: dict[str, int] = field(default_factory=dict)
+    matched: dict[str, int] = field(default_factory=dict)  # authors and tags already here
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_count: int = 0
+    clashes: list[dict[str, str]] = field(default_factory=list)
+    clash_count: int = 0
+    images_kept: list[str] = field(default_factory=list)
+    images_kept_count: int = 0
+    canonical_skipped: int = 0
+    names_skipped: int = 0
+    redirects: int = 0
+    items: int = 0
+
+    def count(self, table: dict[str, int], kind: str, n: int = 1) -> None:
+        table[kind] = table.get(kind, 0) + n
+
+    def skip(self, kind: str, key: str, reason: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < LISTED:
+            self.skipped.append({"kind": kind, "key": key, "reason": reason})
+
+    def clash(self, kind: str, wanted: str, given: str) -> None:
+        self.clash_count += 1
+        if len(self.clashes) < LISTED:
+            self.clashes.append({"kind": kind, "wanted": wanted, "given": given})
+
+    def image(self, url: str) -> None:
+        self.images_kept_count += 1
+        if len(self.images_kept) < LISTED:
+            self.images_kept.append(url)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _status(word: str, published_at: datetime | None, now: datetime) -> PostStatus:
+    if word == "published" and published_at is not None and published_at > now:
+        return PostStatus.SCHEDULED
+    if word == "scheduled" and (published_at is None or published_at <= now):
+        return PostStatus.PUBLISHED if published_at else PostStatus.DRAFT
+    return {"published": PostStatus.PUBLISHED, "scheduled": PostStatus.SCHEDULED}.get(
+        word, PostStatus.DRAFT
+    )
+
+
+class Writer:
+    """Writes one file's records; ``write`` yields after each batch for the door to commit."""
+
+    def __init__(
+        self,
+        session: DbSession,
+        *,
+        actor: Actor,
+        now: datetime,
+        job_id: int | None,
+        source: str = "import",
+    ) -> None:
+        require(actor, Action.MANAGE_SETTINGS)
+        self.session, self.actor, self.now, self.job_id = session, actor, now, job_id
+        self.source = source
+        self.report = Report()
+        self.users: dict[str, int] = {}  # author key → user id
+        self.tags: dict[str, tuple[int, str]] = {}  # tag key → (tag id, name)
+        self.fallback_author: int | None = None
+
+    # Items ----------------------------------------------------------------------------------
+
+    def _known(self, kind: str, keys: Iterable[str]) -> dict[str, int | None]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        rows = self.session.execute(
+            select(ImportItem.source_id, ImportItem.target_id).where(
+                ImportItem.source == self.source,
+                ImportItem.kind == kind,
+                ImportItem.source_id.in_(keys),
+            )
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def _remember(self, kind: str, key: str, target_id: int | None) -> None:
+        self.session.add(
+            ImportItem(
+                source=self.source,
+                kind=kind,
+                source_id=key[:300],
+                target_id=target_id,
+                job_id=self.job_id,
+                created_at=self.now,
+            )
+        )
+
+    # The stream -----------------------------------------------------------------------------
+
+    def write(self, records: Iterable[Record]) -> Iterator[int]:
+        """Write every record, yielding the number of records done after each batch that
+        wrote something (the caller commits there).  Posts and subscribers are written in
+        batches, the rest as they come."""
+        posts: list[PostRecord] = []
+        subscribers: list[SubscriberRecord] = []
+        for done, record in enumerate(records, start=1):
+            self.report.items += 1
+            # A batch that was all done before (a resumed run) is not a step of its own.
+            if isinstance(record, PostRecord):
+                posts.append(record)
+                if len(posts) >= BATCH:
+                    if self._posts(posts):
+                        yield done
+                    posts = []
+            elif isinstance(record, SubscriberRecord):
+                subscribers.append(record)
+                if len(subscribers) >= BATCH:
+                    if self._subscribers(subscribers):
+                        yield done
+                    subscribers = []
+            else:
+                if posts:
+                    self._posts(posts)
+                    posts = []
+                self._one(record)
+        if posts:
+            self._posts(posts)
+        if subscribers:
+            self._subscribers(subscribers)
+        self.session.flush()  # the rest is committed with the job's end (``run_import``)
+
+    def _one(self, record: Record) -> None:
+        if isinstance(record, Source):
+            self.source = record.name[:300]
+        elif isinstance(record, AuthorRecord):
+            self._author(record)
+        elif isinstance(record, TagRecord):
+            self._tag(record)
+        elif isinstance(record, LateImage):
+            self._late_image(record)
+        elif isinstance(record, RedirectRecord):
+            self._redirect(record)
+        elif isinstance(record, SettingsRecord):
+            self._settings(record)
+        elif isinstance(record, Skipped):
+            self.report.skip(record.kind, record.key, record.reason)
+
+    # Authors and tags -----------------------------------------------------------------------
+
+    def _author(self, record: AuthorRecord) -> None:
+        known = self._known("author", [record.key])
+        if record.key in known and known[record.key] is not None:
+            self.users[record.key] = int(known[record.key] or 0)
+            self.report.count(self.report.already_imported, "authors")
+            return
+        email = normalise_email(record.email)
+        if not is_email_address(email):
+            self.report.skip("author", record.key, f"no usable email ({record.email!r}); their "
+                             "posts go to the site's owner")  # fmt: skip
+            return
+        user = self.session.scalar(select(User).where(User.email == email))
+        if user is not None:
+            self.report.count(self.report.matched, "authors")
+        else:
+            role = record.role if record.role in {r.value for r in Role} - {"owner"} else "author"
+            try:
+                # Invited: no password until they set one through "forgot password".
+                user = create_user(self.session, email=email, role=role, now=self.now,
+                                   name=record.name[:120] or None, bio=record.bio,
+                                   actor=self.actor)  # fmt: skip
+            except DomainError as error:
+                self.report.skip("author", record.key, error.message)
+                return
+            self.report.count(self.report.created, "authors")
+        self.users[record.key] = user.id
+        self._remember("author", record.key, user.id)
+
+    def _tag(self, record: TagRecord) -> None:
+        tag_id = self._known("tag", [record.key]).get(record.key)
+        found = self.session.get(Tag, tag_id) if tag_id is not None else None
+        if found is not None:
+            self.tags[record.key] = (found.id, found.name)
+            self.report.count(self.report.already_imported, "tags")
+            return
+        existed = self.session.scalar(select(Tag.id).where(Tag.slug == make_slug(record.name)))
+        try:
+            (tag,) = find_or_create_tags(self.session, [record.name], now=self.now)
+        except DomainError as error:
+            self.report.skip("tag", record.key, error.message)
+            return
+        self.tags[record.key] = (tag.id, tag.name)
+        if existed is None:
+            self.report.count(self.report.created, "tags")
+            tag.description = record.description[:MAX_DESCRIPTION]
+        else:
+            self.report.count(self.report.matched, "tags")
+        for old in record.old_paths:
+            if point_at_path(self.session, old, f"/tag/{tag.slug}/", source=RedirectSource.IMPORT,
+                             now=self.now):  # fmt: skip
+                self.report.redirects += 1
+        self._remember("tag", record.key, tag.id)
+
+    def _author_ids(self, record: PostRecord) -> list[int]:
+        ids = [self.users[key] for key in record.authors if key in self.users]
+        if ids:
+            return list(dict.fromkeys(ids))
+        if self.fallback_author is None:
+            owner = self.session.scalar(
+                select(User.id).where(User.role == Role.OWNER).order_by(User.id).limit(1)
+            ) or self.session.scalar(select(User.id).order_by(User.id).limit(1))
+            if owner is None:
+                raise DomainError("the site has no staff account to give the posts to")
+            self.fallback_author = owner
+        return [self.fallback_author]
+
+    # Posts ----------------------------------------------------------------------------------
+
+    def _slugs(self, batch: list[PostRecord]) -> list[str]:
+        """A free slug for each post of the batch (a clash gets -2, -3…, and is reported)."""
+        wanted = []
+        for record in batch:
+            slug = make_slug(record.slug or record.title, max_length=190)
+            if check_slug(slug) is not None:
+                slug = make_slug(f"{record.kind}-{slug}", max_length=190)
+            wanted.append(slug)
+        taken = set(RESERVED_SLUGS) | set(
+            self.session.scalars(select(Post.slug).where(Post.slug.in_(set(wanted))))
+        )
+        given = []
+        for slug in wanted:
+            free = slug
+            if free in taken:
+                taken |= set(
+                    self.session.scalars(select(Post.slug).where(Post.slug.startswith(slug)))
+                )
+                number = 2
+                while f"{slug}-{number}" in taken:
+                    number += 1
+                free = f"{slug}-{number}"
+                self.report.clash("post", slug, free)
+            taken.add(free)
+            given.append(free)
+        return given
+
+    def _posts(self, batch: list[PostRecord]) -> int:
+        known = self._known("post", [r.key for r in batch])
+        fresh: dict[str, PostRecord] = {}
+        for record in batch:
+            if record.key in known or record.key in fresh:
+                self.report.count(self.report.already_imported, record.kind + "s")
+            else:
+                fresh[record.key] = record
+        if not fresh:
+            return 0
+        records = list(fresh.values())
+        slugs = self._slugs(records)
+        made: list[tuple[PostRecord, Post, list[str]]] = []
+        for record, slug in zip(records, slugs, strict=True):
+            post, tag_names = self._post(record, slug)
+            made.append((record, post, tag_names))
+        self.session.flush()
+        redirects: list[tuple[str, int]] = []
+        for record, post, tag_names in made:
+            self.session.add(
+                PostRevision(
+                    post_id=post.id,
+                    version=post.version,
+                    created_at=self.now,
+                    author_id=None,
+                    note="imported",
+                    title=post.title,
+                    slug=post.slug,
+                    markdown=post.markdown,
+                    custom_excerpt=post.custom_excerpt,
+                    featured=post.featured,
+                    meta_title=post.meta_title,
+                    meta_description=post.meta_description,
+                    tags=tag_names,
+                )
+            )
+            self._remember("post", record.key, post.id)
+            redirects += [(old, post.id) for old in record.old_paths
+                          if old.rstrip("/") != f"/{post.slug}"]  # fmt: skip
+            self.report.count(self.report.created, record.kind + "s")
+        self.report.redirects += point_many_at_posts(
+            self.session, redirects, source=RedirectSource.IMPORT, now=self.now
+        )
+        sync_listing(self.session, [post.id for _r, post, _t in made])
+        self.session.flush()
+        return len(made)
+
+    def _post(self, record: PostRecord, slug: str) -> tuple[Post, list[str]]:
+        status = _status(record.status, record.published_at, self.now)
+        published = record.published_at if status is not PostStatus.DRAFT else None
+        if status is PostStatus.PUBLISHED and published is None:
+            published = self.now
+        markdown = record.body()
+        rendered = render_markdown(markdown)
+        excerpt = (record.excerpt or "").strip() or None
+        if record.canonical_url:
+            self.report.canonical_skipped += 1
+        image = images.keep(record.feature_image, self.report) if record.feature_image else None
+        post = Post(
+            kind=PostKind.PAGE if record.kind == "page" else PostKind.POST,
+            title=" ".join(record.title.split())[:300] or "(untitled)",
+            slug=slug,
+            markdown=markdown,
+            html=rendered.html,
+            custom_excerpt=excerpt,
+            excerpt=shorten(excerpt) if excerpt else rendered.excerpt,
+            status=status,
+            published_at=published,
+            created_at=record.created_at or published or self.now,
+            updated_at=record.updated_at or record.created_at or published or self.now,
+            featured=record.featured,
+            feature_image=image[:500] if image else None,
+            meta_title=(record.meta_title or None) and record.meta_title[:300],
+            meta_description=(record.meta_description or None) and record.meta_description[:500],
+        )
+        names: list[str] = []
+        for position, key in enumerate(k for k in dict.fromkeys(record.tags) if k in self.tags):
+            tag_id, name = self.tags[key]
+            if name in names:
+                continue
+            post.tag_links.append(PostTag(tag_id=tag_id, position=position))
+            names.append(name)
+        for position, user_id in enumerate(self._author_ids(record)):
+            post.author_links.append(PostAuthor(user_id=user_id, position=position))
+        self.session.add(post)
+        return post, names
+
+    def _late_image(self, record: LateImage) -> None:
+        known = self._known("post", [record.post_key])
+        post_id = known.get(record.post_key)
+        if post_id is None or self.session.scalar(
+            select(Post.feature_image).where(Post.id == post_id)
+        ):
+            return  # not imported, or given its image by an earlier run
+        url = images.keep(record.url, self.report)
+        self.session.execute(
+            update(Post)
+            .where(Post.id == post_id, Post.feature_image.is_(None))
+            .values(feature_image=url[:500])
+            .execution_options(synchronize_session=False)
+        )
+
+    def _redirect(self, record: RedirectRecord) -> None:
+        if record.post_key is not None:
+            post_id = self._known("post", [record.post_key]).get(record.post_key)
+            if post_id is not None:
+                point_at_post(self.session, record.old_path, post_id, source=RedirectSource.IMPORT,
+                              now=self.now)  # fmt: skip
+                self.report.redirects += 1
+        elif record.target and point_at_path(
+            self.session, record.old_path, record.target, source=RedirectSource.IMPORT, now=self.now
+        ):
+            self.report.redirects += 1
+
+    def _settings(self, record: SettingsRecord) -> None:
+        current = site_settings(self.session)
+        names = ("title", "description", "timezone", "posts_per_page")
+        values = {**{name: getattr(current, name) for name in names}, **record.values}
+        try:
+            update_site_settings(self.session, actor=self.actor, now=self.now,
+                                 title=str(values["title"]),
+                                 description=str(values["description"]),
+                                 timezone=str(values["timezone"]),
+                                 posts_per_page=int(values["posts_per_page"]))  # fmt: skip
+        except (DomainError, ValueError) as error:
+            self.report.skip("settings", "site", getattr(error, "message", str(error)))
+
+    # Subscribers ----------------------------------------------------------------------------
+
+    def _subscribers(self, batch: list[SubscriberRecord]) -> int:
+        known = self._known("subscriber", [r.key for r in batch])
+        fresh = {r.email: r for r in batch if r.key not in known}
+        self.report.count(self.report.already_imported, "subscribers", len(batch) - len(fresh))
+        here = set(
+            self.session.scalars(select(Subscriber.email).where(Subscriber.email.in_(fresh)))
+        )
+        added: list[tuple[str, Subscriber]] = []
+        for email, record in fresh.items():
+            if record.name:
+                self.report.names_skipped += 1
+            if email in here:
+                self.report.count(self.report.matched, "subscribers")
+                self._remember("subscriber", record.key, None)
+                continue
+            status = SubscriberStatus(record.status)
+            confirmed = status is SubscriberStatus.CONFIRMED
+            subscriber = Subscriber(
+                email=email,
+                status=status,
+                created_at=record.created_at,
+                # The original consent date is kept: when they signed up there.
+                confirmed_at=(record.confirmed_at or record.created_at) if confirmed else None,
+                unsubscribed_at=(record.unsubscribed_at or self.now)
+                if status is SubscriberStatus.UNSUBSCRIBED
+                else None,
+                source=record.source[:20],
+                consent=record.consent,
+            )
+            self.session.add(subscriber)
+            added.append((record.key, subscriber))
+        self.session.flush()
+        for key, subscriber in added:
+            self._remember("subscriber", key, subscriber.id)
+        self.report.count(self.report.created, "subscribers", len(added))
+        self.session.flush()
+        return len(fresh)

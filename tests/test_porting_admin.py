@@ -1,0 +1,99 @@
+"""The admin's import (upload, summary, confirm, progress, report) and export download."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from broadsheet.accounts.models import Role
+from broadsheet.content.models import Post
+from broadsheet.extensions import db
+from broadsheet.porting import tasks
+from broadsheet.porting.models import ImportJob
+from tests.porting_support import FIXTURES
+from tests.staff import PASSWORD, csrf_token, post_form, separate_client, sign_in
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return separate_client(app)
+
+
+def _upload(client: FlaskClient, name: str, content: bytes) -> Any:
+    page = client.get("/admin/import/")
+    return client.post(
+        "/admin/import/",
+        data={"csrf_token": csrf_token(page.text), "file": (io.BytesIO(content), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_an_admin_uploads_reads_the_summary_confirms_and_gets_the_report(
+    client: FlaskClient, make_user: Any, make_post: Any
+) -> None:
+    make_post("Taken", slug="taken")
+    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    sign_in(client, admin.email)
+    uploaded = _upload(client, "wordpress.xml", (FIXTURES / "wordpress.xml").read_bytes())
+    assert uploaded.status_code == 302
+    job_url = uploaded.headers["Location"]
+    summary = client.get(job_url)
+    assert "4 posts" in summary.text
+    assert "taken → taken-2" in summary.text  # the clash, and how it is resolved
+    assert "will be skipped" in summary.text
+    assert db.session.scalar(select(func.count()).select_from(Post)) == 1  # nothing yet
+
+    job = db.session.scalars(select(ImportJob)).one()
+    confirmed = post_form(client, f"/admin/import/{job.id}/confirm", {}, form_at=job_url)
+    assert confirmed.status_code == 302
+    assert client.get(f"/admin/import/{job.id}/progress").json["status"] == "queued"
+    db.session.expire_all()
+    assert tasks.run_import(job.id) == "done"  # what the worker does with the queued task
+    progress = client.get(f"/admin/import/{job.id}/progress").json
+    assert progress["status"] == "done"
+    assert progress["percent"] == 100
+    done = client.get(job_url)
+    assert "Created: 1 authors, 1 pages, 4 posts" in done.text
+    report = client.get(f"/admin/import/{job.id}/report.txt")
+    assert report.headers["Content-Disposition"].startswith("attachment")
+    assert "Redirects from old addresses" in report.text
+    assert db.session.scalar(select(func.count()).select_from(Post)) == 6
+
+
+def test_a_bad_upload_is_refused_on_the_form(client: FlaskClient, make_user: Any) -> None:
+    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    sign_in(client, admin.email)
+    refused = _upload(client, "notes.txt", b"nothing to see")
+    assert refused.status_code == 422
+    assert "is not a WordPress export" in refused.text
+    assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_the_admin_export_is_one_archive_with_everything(
+    client: FlaskClient, make_user: Any, make_post: Any
+) -> None:
+    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    make_post("Exported", tags=["Flask"])
+    sign_in(client, admin.email)
+    response = client.get("/admin/export.zip")
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    response.close()
+    data = json.loads(archive.read("broadsheet.json"))
+    assert [p["slug"] for p in data["posts"]] == ["exported"]
+    assert set(data) >= {"settings", "authors", "tags", "posts", "redirects", "subscribers"}
+    assert archive.read("posts/exported.md").decode().startswith('---\ntitle: "Exported"')
+
+
+def test_editors_can_neither_import_nor_export(client: FlaskClient, make_user: Any) -> None:
+    editor = make_user(Role.EDITOR, email="ed@example.com", password=PASSWORD)
+    sign_in(client, editor.email)
+    assert client.get("/admin/import/").status_code == 403
+    assert client.get("/admin/export.zip").status_code == 403

@@ -1,0 +1,109 @@
+"""Imports run by real worker processes: in slices, and resumed after a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from broadsheet import create_app
+from broadsheet.accounts.models import Role
+from broadsheet.accounts.permissions import OPERATOR
+from broadsheet.content.models import Post
+from broadsheet.extensions import db
+from broadsheet.porting import services as porting
+from broadsheet.porting import tasks
+from broadsheet.porting.models import ImportItem, ImportJob, JobStatus
+from tests import services
+from tests.conftest import NOW, base_config
+from tests.porting_support import start, write_wxr
+from tests.workers import delete_queue, running_worker, wait_until
+
+POSTS = 1500
+
+
+def _job(job_id: int) -> ImportJob:
+    db.session.expire_all()
+    job = db.session.get(ImportJob, job_id)
+    assert job is not None
+    return job
+
+
+def _counts() -> tuple[int, int, int]:
+    db.session.expire_all()
+    posts = db.session.scalar(select(func.count()).select_from(Post)) or 0
+    distinct = db.session.scalar(select(func.count(func.distinct(Post.title)))) or 0
+    items = (
+        db.session.scalar(
+            select(func.count()).select_from(ImportItem).where(ImportItem.kind == "post")
+        )
+        or 0
+    )
+    return posts, distinct, items
+
+
+def test_a_job_run_in_short_slices_finishes_with_every_post_once(
+    app: Flask, make_user: object, tmp_path: Path
+) -> None:
+    make_user(Role.OWNER, email="owner@example.com")  # type: ignore[operator]
+    job = start(write_wxr(tmp_path / "many.xml", 450), tmp_path / "imports")
+    porting.confirm_import(db.session, job, actor=OPERATOR, now=NOW)
+    db.session.commit()
+    slices = 0
+    while _job(job.id).status is not JobStatus.DONE and slices < 50:
+        tasks.run_import(job.id, slice_seconds=0)  # each slice stops after its first batch
+        slices += 1
+    assert slices > 2
+    assert _counts() == (450, 450, 450)
+    assert _job(job.id).done == _job(job.id).total
+    assert tasks.run_import(job.id) == "nothing to do"  # a finished job is left alone
+
+
+@pytest.fixture
+def rabbit_web(app: Flask, database_url: str, tmp_path: Path) -> Iterator[tuple[Flask, str]]:
+    services.require_rabbitmq()
+    queue = services.unique_name("broadsheet_porting")
+    config = base_config(
+        tmp_path / "web", database_url, CELERY_BROKER_URL=services.AMQP_URL, BROADSHEET_QUEUE=queue
+    )
+    web = create_app(config)
+    web.extensions["celery"].set_current()
+    with web.app_context():
+        yield web, queue
+        db.session.remove()
+        db.engine.dispose()
+    app.extensions["celery"].set_current()
+    delete_queue(services.AMQP_URL, queue)
+
+
+@pytest.mark.queue
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_worker_killed_mid_import_is_resumed_with_nothing_lost_or_doubled(
+    rabbit_web: tuple[Flask, str], database_url: str, make_user: object, tmp_path: Path
+) -> None:
+    _web, queue = rabbit_web
+    make_user(Role.OWNER, email="owner@example.com")  # type: ignore[operator]
+    job = start(write_wxr(tmp_path / "many.xml", POSTS), tmp_path / "imports")
+    with running_worker(tmp_path / "w1", database_url, services.AMQP_URL, queue) as worker:
+        porting.confirm_import(db.session, job, actor=OPERATOR, now=NOW)
+        db.session.commit()
+        assert wait_until(lambda: _job(job.id).done >= 400, timeout=120, interval=0.05), (
+            worker.output[-3000:]
+        )
+        os.killpg(worker.process.pid, signal.SIGKILL)  # the whole worker, mid-batch
+        worker.process.wait(timeout=10)
+    posts_at_kill = _counts()[0]
+    assert 0 < posts_at_kill < POSTS
+    assert _job(job.id).status is JobStatus.RUNNING
+    # RabbitMQ hands the unacknowledged message to the next worker: the job runs again.
+    with running_worker(tmp_path / "w2", database_url, services.AMQP_URL, queue) as worker:
+        assert wait_until(lambda: _job(job.id).status is JobStatus.DONE, timeout=180), (
+            worker.output[-3000:]
+        )
+    assert _counts() == (POSTS, POSTS, POSTS)
+    assert not db.session.scalar(select(Post.id).where(Post.slug.like("generated-post-%-2")))
