@@ -41,6 +41,7 @@ from broadsheet.config import is_postgresql
 from broadsheet.page_cache.cache import (
     BLUEPRINTS,
     EXTENSION,
+    READ_ENDPOINT,
     PageCache,
     page_cache,
     remember,
@@ -60,6 +61,7 @@ from broadsheet.page_cache.stores import (
 
 __all__ = [
     "QUERY_PARAMETERS",
+    "READ_ENDPOINT",
     "WATCHED_TABLES",
     "Entry",
     "PageCache",

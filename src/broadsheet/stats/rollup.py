@@ -1,0 +1,76 @@
+"""The beat's work on the stats: minute rows summed into daily rows, finished days forgotten."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Date, delete, func, insert, literal, select
+
+from broadsheet.extensions import DbSession
+from broadsheet.stats.models import DaySalt, DayViews, MinuteViews, VisitorMark
+
+
+@dataclass(frozen=True)
+class RollUp:
+    days: list[date]  # the days whose daily rows were (re)written
+    minutes_removed: int
+    salts_removed: int
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _days_to_roll(session: DbSession, today: date, oldest: date) -> list[date]:
+    """From the last day rolled up (again: it may have grown since) to today, within retention."""
+    last = session.scalar(select(func.max(DayViews.day)))
+    if last is None:
+        first_minute = session.scalar(select(func.min(MinuteViews.minute)))
+        if first_minute is None:
+            return [today]
+        last = first_minute.date() if isinstance(first_minute, datetime) else today
+    first = max(last, oldest)
+    return [first + timedelta(days=n) for n in range((today - first).days + 1)]
+
+
+def roll_up(session: DbSession, *, now: datetime, retention_days: int) -> RollUp:
+    """Write the daily rows of every day not yet final, and delete what is past keeping.
+
+    Idempotent: a day's daily rows are rewritten from its minute rows, so running
+    it twice, or while views arrive, leaves the right sums.  The salts and visitor
+    marks of days before today are deleted (no mark can be linked to anyone after
+    that), and minute rows older than ``retention_days``.  Flushes; the caller commits.
+    """
+    today = now.astimezone(UTC).date()
+    oldest = today - timedelta(days=retention_days)
+    days = _days_to_roll(session, today, oldest)
+    for day in days:
+        session.execute(delete(DayViews).where(DayViews.day == day))
+        in_day = (MinuteViews.minute >= _start(day)) & (
+            MinuteViews.minute < _start(day + timedelta(days=1))
+        )
+        summed = (
+            select(
+                literal(day, Date()),
+                MinuteViews.path,
+                func.max(MinuteViews.post_id),
+                MinuteViews.referrer,
+                MinuteViews.source,
+                func.sum(MinuteViews.views),
+                func.sum(MinuteViews.visitors),
+            )
+            .where(in_day)
+            .group_by(MinuteViews.path, MinuteViews.referrer, MinuteViews.source)
+        )
+        session.execute(
+            insert(DayViews).from_select(
+                ["day", "path", "post_id", "referrer", "source", "views", "visitors"], summed
+            )
+        )
+    salts: Any = session.execute(delete(DaySalt).where(DaySalt.day < today))
+    session.execute(delete(VisitorMark).where(VisitorMark.day < today))
+    removed: Any = session.execute(delete(MinuteViews).where(MinuteViews.minute < _start(oldest)))
+    session.flush()
+    return RollUp(days=days, minutes_removed=removed.rowcount, salts_removed=salts.rowcount)
