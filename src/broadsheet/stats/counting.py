@@ -81,6 +81,8 @@ class ViewCounter:
     def __init__(self, flask_app: Flask, seconds: float = FLUSH_SECONDS) -> None:
         self.flask_app = flask_app
         self.seconds = seconds
+        # Tests write the batch themselves (``flush``), at the moment they choose.
+        self.background = not flask_app.testing
         self._lock = threading.Lock()
         self._batch: dict[ViewKey, Tally] = {}
         self._pid = 0
@@ -93,7 +95,7 @@ class ViewCounter:
                 tally = self._batch[key] = Tally()
             tally.views += 1
             tally.visitors.add(digest)
-        if self._pid != os.getpid():
+        if self.background and self._pid != os.getpid():
             self._start()
 
     def pending(self) -> int:
@@ -162,9 +164,11 @@ class CountViews:
         if environ.get("REQUEST_METHOD") != "GET" or not self._may_count(environ):
             return self.app(environ, start_response)
 
+        query = environ.get("QUERY_STRING", "")  # the page cache trims it to what views read
+
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             if status.startswith("200 ") and _is_html(headers):
-                self._count(environ)
+                self._count(environ, query)
             return start_response(status, headers, exc_info)
 
         return self.app(environ, start)
@@ -183,7 +187,7 @@ class CountViews:
             return None
         return self.keys.endpoint(environ)
 
-    def _count(self, environ: WSGIEnvironment) -> None:
+    def _count(self, environ: WSGIEnvironment, query: str) -> None:
         endpoint = self._endpoint(environ)
         if endpoint is None or endpoint.rpartition(".")[0] not in COUNTED_BLUEPRINTS:
             return
@@ -193,7 +197,7 @@ class CountViews:
             minute=datetime.now(UTC).replace(second=0, microsecond=0),
             path=path,
             referrer=referring_domain(environ.get("HTTP_REFERER", ""), self.own_host),
-            source=utm_source(environ.get("QUERY_STRING", "")),
+            source=utm_source(query),
             slug=path.strip("/") if endpoint == POST_ENDPOINT else None,
         )
         visitor = f"{environ.get('REMOTE_ADDR', '')}\n{environ.get('HTTP_USER_AGENT', '')}"

@@ -166,9 +166,7 @@ def _top_posts(session: DbSession, where: list[Any]) -> list[Ranked]:
         .limit(TOP)
     ).all()
     titles: dict[int | None, str] = dict(
-        session.execute(select(Post.id, Post.title).where(Post.id.in_([p for p, _ in top])))
-        .tuples()
-        .all()
+        session.execute(select(Post.id, Post.title).where(Post.id.in_([p for p, _ in top]))).all()
     )
     return [Ranked(titles.get(post_id, "(deleted)"), int(n), post_id) for post_id, n in top]
 
@@ -282,9 +280,7 @@ def _email_results(session: DbSession, post_id: int) -> EmailResults | None:
             select(Delivery.status, func.count())
             .where(Delivery.send_id == send.id)
             .group_by(Delivery.status)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     unsubscribes = session.scalar(
         select(func.count())

@@ -90,7 +90,7 @@ def _post_ids(session: DbSession, slugs: set[str]) -> dict[str, int]:
     if not slugs:
         return {}
     found = session.execute(select(Post.slug, Post.id).where(Post.slug.in_(sorted(slugs))))
-    return dict(found.tuples().all())
+    return dict(found.all())
 
 
 def record_views(session: DbSession, batch: Mapping[ViewKey, Tally]) -> int:
