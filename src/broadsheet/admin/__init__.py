@@ -7,9 +7,19 @@ lives in the services.
 
 from __future__ import annotations
 
-from broadsheet.admin import auth, email_preview, manage, newsletter, posts, publishing, trash
+from broadsheet.admin import (
+    auth,
+    email_preview,
+    manage,
+    newsletter,
+    posts,
+    publishing,
+    stats,
+    trash,
+)
 from broadsheet.admin.blueprint import bp
 
 __all__ = [
-    "auth", "bp", "email_preview", "manage", "newsletter", "posts", "publishing", "trash",
+    "auth", "bp", "email_preview", "manage", "newsletter", "posts", "publishing", "stats",
+    "trash",
 ]  # fmt: skip
