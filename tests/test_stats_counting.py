@@ -16,7 +16,10 @@ from broadsheet.stats.models import DaySalt, DayViews, MinuteViews, VisitorMark
 from broadsheet.stats.recording import Tally, ViewKey, record_views
 from tests.staff import PASSWORD, separate_client, sign_in
 
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+BROWSER = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Safari/537.36"
+)
 OTHER_BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Gecko/20100101 Firefox/133.0"
 BOTS = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
@@ -158,7 +161,7 @@ def test_the_roll_up_sums_days_and_forgets_finished_days_salts(app: Flask) -> No
     assert db.session.scalar(select(func.count()).select_from(DaySalt)) == 2
     done = rollup.roll_up(db.session, now=_minute(today, 10), retention_days=30)
     db.session.commit()
-    assert done.days == [yesterday, today]
+    assert done.days == [yesterday, today]  # from the first minute row, none rolled up yet
     rows = db.session.execute(
         select(
             DayViews.day, DayViews.referrer, DayViews.source, DayViews.views, DayViews.visitors

@@ -8,6 +8,7 @@ the same table beside it for whoever cannot see it.
 from __future__ import annotations
 
 import pygal
+from lxml import etree
 from pygal.style import Style
 
 from broadsheet.stats.tables import Table
@@ -46,5 +47,9 @@ def draw(table: Table) -> bytes:
     chart.x_labels = [str(row[0]) for row in table.rows]
     for index, column in enumerate(table.columns[1:], start=1):
         chart.add(column.capitalize(), [row[index] for row in table.rows])
-    svg: bytes = chart.render()
+    tree = chart.render_tree()
+    # pygal writes its settings into a <script> for its tooltips even with no js: drop it.
+    for script in [node for node in tree.iter() if str(node.tag).endswith("script")]:
+        script.getparent().remove(script)
+    svg: bytes = etree.tostring(tree, xml_declaration=True, encoding="utf-8")
     return svg

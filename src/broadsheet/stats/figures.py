@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, cast, func, select
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.accounts.permissions import Action, Actor, can, require
@@ -282,24 +282,24 @@ def _email_results(session: DbSession, post_id: int) -> EmailResults | None:
             .group_by(Delivery.status)
         ).all()
     )
-    unsubscribes = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
+    # Few rows: only recipients who unsubscribed after their email went.
+    left: Any = session.execute(
+        select(Delivery.sent_at, Subscriber.unsubscribed_at)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(
             Delivery.send_id == send.id,
             Delivery.status == DeliveryStatus.SENT,
-            and_(
-                Subscriber.unsubscribed_at >= Delivery.sent_at,
-                Subscriber.unsubscribed_at < Delivery.sent_at + UNSUBSCRIBE_WINDOW,
-            ),
+            Subscriber.unsubscribed_at >= Delivery.sent_at,
         )
+    ).all()
+    unsubscribes = sum(
+        1 for sent, gone in left if sent is not None and gone < sent + UNSUBSCRIBE_WINDOW
     )
     return EmailResults(
         recipients=send.recipients,
         delivered=counts.get(DeliveryStatus.SENT, 0),
         failed=counts.get(DeliveryStatus.FAILED, 0),
-        unsubscribes=int(unsubscribes or 0),
+        unsubscribes=unsubscribes,
     )
 
 

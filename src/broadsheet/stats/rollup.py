@@ -24,14 +24,15 @@ def _start(day: date) -> datetime:
 
 
 def _days_to_roll(session: DbSession, today: date, oldest: date) -> list[date]:
-    """From the last day rolled up (again: it may have grown since) to today, within retention."""
+    """From the last day rolled up (again: it may have grown since) to today, within retention;
+    yesterday always, for a process that wrote its last batch of the day after midnight."""
     last = session.scalar(select(func.max(DayViews.day)))
     if last is None:
         first_minute = session.scalar(select(func.min(MinuteViews.minute)))
         if first_minute is None:
             return [today]
         last = first_minute.date() if isinstance(first_minute, datetime) else today
-    first = max(last, oldest)
+    first = max(min(last, today - timedelta(days=1)), oldest)
     return [first + timedelta(days=n) for n in range((today - first).days + 1)]
 
 
