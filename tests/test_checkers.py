@@ -34,10 +34,12 @@ from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.content.models import PostKind, PostRevision, PostStatus, Tag
 from broadsheet.content.services import load_post, update_post
-from broadsheet.extensions import db
+from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.newsletter.sending import publish_with_email
 from broadsheet.newsletter.tokens import Purpose, make_token
+from broadsheet.stats import rollup
+from broadsheet.stats.recording import Tally, ViewKey, record_views
 from tests import services
 from tests.browser import chromium, require_chromium, served
 from tests.conftest import NOW, base_config
@@ -196,6 +198,7 @@ def site(
     send = publish_with_email(db.session, emailed, actor=owner, now=NOW)
     db.session.commit()
     assert send is not None
+    _stats_for(post)
     key = app.config["SECRET_KEY"]
     ids = {
         "post": post.slug,
@@ -203,6 +206,7 @@ def site(
         "scratch": scratch.id,
         "revision": db.session.query(PostRevision).filter_by(post_id=draft.id).first().id,
         "send": send.id,
+        "emailed": emailed.id,
         "author": owner.slug,
         "tag": db.session.query(Tag).filter_by(name="Flask").one().id,
         "editor": editor.id,
@@ -224,6 +228,18 @@ def site(
         finally:
             with apps[0].app_context():
                 db.engine.dispose()
+
+
+def _stats_for(post: Any) -> None:
+    """A few days of views, so that the stats pages show charts and full tables."""
+    today = utcnow().replace(second=0, microsecond=0)
+    for days_ago in range(4):
+        key = ViewKey(
+            today - timedelta(days=days_ago), f"/{post.slug}/", "example.org", "", post.slug
+        )
+        record_views(db.session, {key: Tally(10 + days_ago, {str(days_ago).encode()})})
+    rollup.roll_up(db.session, now=utcnow(), retention_days=30)
+    db.session.commit()
 
 
 def _fault() -> None:
@@ -328,6 +344,8 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("subscribers", "/admin/subscribers/")
     visit("sends", "/admin/sends/")
     visit("send-progress", f"/admin/sends/{ids['send']}/")
+    visit("stats", "/admin/stats/")
+    visit("stats-post", f"/admin/stats/posts/{ids['emailed']}/?days=7")
     visit("delete-confirm", f"/admin/posts/{ids['scratch']}/delete")
     submit("trash")  # a draft moved to the trash; the trash lists it with its restore button
     visit("admin-not-found", "/admin/posts/999999/", status=404)

@@ -7,11 +7,17 @@ the same table beside it for whoever cannot see it.
 
 from __future__ import annotations
 
+import sys
+
 import pygal
 from lxml import etree
 from pygal.style import Style
 
 from broadsheet.stats.tables import Table
+
+# Importing pygal adds an import hook of its own (for its optional map plugins, unused here)
+# that lacks find_spec, so every later import in the process warns: take it out again.
+sys.meta_path[:] = [hook for hook in sys.meta_path if type(hook).__name__ != "PluginImportFixer"]
 
 STYLE = Style(
     background="white",
