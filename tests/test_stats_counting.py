@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, inspect, select, text
 
+from broadsheet.config import ConfigError, load_settings
 from broadsheet.extensions import db
 from broadsheet.stats import rollup
 from broadsheet.stats.counting import view_counter
@@ -194,3 +196,11 @@ def test_minute_rows_are_kept_for_the_retention_days_only(app: Flask) -> None:
     assert db.session.scalars(select(MinuteViews.path)).all() == ["/kept/"]
     # The daily rows stay after their minutes are gone.
     assert sorted(db.session.scalars(select(DayViews.path))) == ["/kept/", "/old/"]
+
+
+@pytest.mark.parametrize("value", ["1", "0", "many", "4000"])
+def test_a_retention_outside_two_days_to_ten_years_stops_start_up(
+    value: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="STATS_RETENTION_DAYS"):
+        load_settings({"STATS_RETENTION_DAYS": value}, tmp_path)
