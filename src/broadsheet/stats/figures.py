@@ -18,15 +18,16 @@ from sqlalchemy import Date, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.accounts.permissions import Action, Actor, can, require
-from broadsheet.content.models import Post, PostAuthor, PostTag, Tag
+from broadsheet.content.models import Post, PostAuthor
 from broadsheet.content.services import load_post
 from broadsheet.errors import Forbidden, Invalid
 from broadsheet.extensions import DbSession
 from broadsheet.newsletter.models import Delivery, DeliveryStatus, Send, Subscriber
-from broadsheet.stats.models import DayViews
+from broadsheet.stats.models import DayViews, SiteDay, Top
+from broadsheet.stats.ranking import KINDS, PERIODS, TOP, Ranked, top_referrers
 
-PERIODS = (7, 30, 90)
-TOP = 10
+__all__ = ["PERIODS", "Dashboard", "PostFigures", "Ranked", "dashboard", "post_figures"]
+
 # An unsubscribe within this long of receiving a post's email is put down to that email.
 UNSUBSCRIBE_WINDOW = timedelta(days=7)
 
@@ -36,15 +37,6 @@ class Day:
     day: date
     views: int
     visitors: int
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """One line of a top list: a label, where it leads (a post's id, a tag's slug), views."""
-
-    label: str
-    views: int
-    post_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,48 +136,6 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _ranked(session: DbSession, column: Any, where: list[Any]) -> list[Ranked]:
-    views = func.sum(DayViews.views)
-    rows: Any = session.execute(
-        select(column, views)
-        .where(*where)
-        .group_by(column)
-        .order_by(views.desc(), column)
-        .limit(TOP)
-    )
-    return [Ranked(str(label), int(total)) for label, total in rows]
-
-
-def _top_posts(session: DbSession, where: list[Any]) -> list[Ranked]:
-    views = func.sum(DayViews.views)
-    top = session.execute(
-        select(DayViews.post_id, views)
-        .where(*where, DayViews.post_id.is_not(None))
-        .group_by(DayViews.post_id)
-        .order_by(views.desc(), DayViews.post_id)
-        .limit(TOP)
-    ).all()
-    titles: dict[int | None, str] = dict(
-        session.execute(select(Post.id, Post.title).where(Post.id.in_([p for p, _ in top]))).all()
-    )
-    return [Ranked(titles.get(post_id, "(deleted)"), int(n), post_id) for post_id, n in top]
-
-
-def _top_tags(session: DbSession, where: list[Any]) -> list[Ranked]:
-    views = func.sum(DayViews.views)
-    rows = session.execute(
-        select(Tag.name, views)
-        .select_from(DayViews)
-        .join(PostTag, PostTag.post_id == DayViews.post_id)
-        .join(Tag, Tag.id == PostTag.tag_id)
-        .where(*where, ~Tag.is_internal)
-        .group_by(Tag.id, Tag.name)
-        .order_by(views.desc(), Tag.name)
-        .limit(TOP)
-    )
-    return [Ranked(name, int(total)) for name, total in rows]
-
-
 def _day_of(session: DbSession, column: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return cast(func.timezone("UTC", column), Date)
@@ -244,25 +194,50 @@ def dashboard(session: DbSession, *, actor: Actor, days: int, now: datetime) -> 
     days = check_period(days)
     first, last = _period(days, now)
     whole_site = can(actor, Action.VIEW_SITE_STATS)
-    where: list[Any] = [DayViews.day >= first, DayViews.day <= last]
-    if not whole_site:
-        where.append(_own_posts(actor))
-    daily = _daily(session, where, first, last)
-    if not whole_site:  # a visitor counts on the day's first page: the site's figure alone
-        daily = [Day(day.day, day.views, 0) for day in daily]
+    if whole_site:
+        daily = _site_daily(session, first, last)
+        tops = _stored_tops(session, days)
+    else:
+        # A visitor counts on the day's first page: a figure for the whole site only.
+        where = [DayViews.day >= first, DayViews.day <= last, _own_posts(actor)]
+        daily = [Day(d.day, d.views, 0) for d in _daily(session, where, first, last)]
+        tops = {kind: ranking(session, where) for kind, ranking in KINDS.items()}
     return Dashboard(
         days=days,
         first=first,
         last=last,
         whole_site=whole_site,
         daily=daily,
-        top_posts=_top_posts(session, where),
-        top_tags=_top_tags(session, where),
-        top_referrers=_ranked(session, DayViews.referrer, [*where, DayViews.referrer != ""]),
-        top_sources=_ranked(session, DayViews.source, [*where, DayViews.source != ""]),
+        top_posts=tops["posts"],
+        top_tags=tops["tags"],
+        top_referrers=tops["referrers"],
+        top_sources=tops["sources"],
         growth=_growth(session, first, last) if whole_site else None,
         signups_from=_signups_from(session, first) if whole_site else None,
     )
+
+
+def _site_daily(session: DbSession, first: date, last: date) -> list[Day]:
+    """The whole site's days, from the roll-up's one row a day."""
+    rows = session.execute(
+        select(SiteDay.day, SiteDay.views, SiteDay.visitors).where(
+            SiteDay.day >= first, SiteDay.day <= last
+        )
+    )
+    found = {_as_date(day): (views, visitors) for day, views, visitors in rows}
+    span = (last - first).days + 1
+    return [
+        Day(day, *found.get(day, (0, 0)))
+        for day in (first + timedelta(days=n) for n in range(span))
+    ]
+
+
+def _stored_tops(session: DbSession, days: int) -> dict[str, list[Ranked]]:
+    """The whole site's top lists for the period, as the last roll-up computed them."""
+    tops: dict[str, list[Ranked]] = {kind: [] for kind in KINDS}
+    for top in session.scalars(select(Top).where(Top.days == days).order_by(Top.kind, Top.rank)):
+        tops[top.kind].append(Ranked(top.label, top.views, top.post_id))
+    return tops
 
 
 def _may_see(actor: Actor, post: Post) -> bool:
@@ -325,7 +300,7 @@ def post_figures(
         first=first,
         last=last,
         daily=daily,
-        referrers=_ranked(session, DayViews.referrer, [*where, DayViews.referrer != ""]),
+        referrers=top_referrers(session, where),
         email=_email_results(session, post.id),
     )
 

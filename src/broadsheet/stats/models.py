@@ -62,6 +62,31 @@ class DayViews(Model):
     visitors: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SiteDay(Model):
+    """The whole site's views and visitors on one day: the dashboard's line, one row a day."""
+
+    __tablename__ = "stats_site_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+    visitors: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Top(Model):
+    """One line of a whole-site top list over the last ``days`` days, as of the last roll-up."""
+
+    __tablename__ = "stats_tops"
+    __table_args__ = (Index("ix_stats_tops_list", "days", "kind", "rank"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    days: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))  # posts, tags, referrers, sources
+    rank: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(PATH_LENGTH))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"))
+    views: Mapped[int] = mapped_column(Integer)
+
+
 class DaySalt(Model):
     """The day's random salt for visitor marks, shared by every process; deleted after the day."""
 

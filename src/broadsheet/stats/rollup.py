@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Date, delete, func, insert, literal, select
 
 from broadsheet.extensions import DbSession
-from broadsheet.stats.models import DaySalt, DayViews, MinuteViews, VisitorMark
+from broadsheet.stats.models import DaySalt, DayViews, MinuteViews, SiteDay, Top, VisitorMark
+from broadsheet.stats.ranking import KINDS, PERIODS
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,31 @@ def _days_to_roll(session: DbSession, today: date, oldest: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((today - first).days + 1)]
 
 
+def _write_tops(session: DbSession, today: date) -> None:
+    """Every whole-site top list of every period, computed afresh (the dashboards read these)."""
+    session.execute(delete(Top))
+    rows = []
+    for days in PERIODS:
+        first = today - timedelta(days=days - 1)
+        where = [DayViews.day >= first, DayViews.day <= today]
+        for kind, ranking in KINDS.items():
+            for rank, line in enumerate(ranking(session, where), start=1):
+                rows.append(
+                    {"days": days, "kind": kind, "rank": rank, "label": line.label[:500],
+                     "post_id": line.post_id, "views": line.views}
+                )  # fmt: skip
+    if rows:
+        session.execute(insert(Top), rows)
+
+
 def roll_up(session: DbSession, *, now: datetime, retention_days: int) -> RollUp:
     """Write the daily rows of every day not yet final, and delete what is past keeping.
 
     Idempotent: a day's daily rows are rewritten from its minute rows, so running
     it twice, or while views arrive, leaves the right sums.  The salts and visitor
     marks of days before today are deleted (no mark can be linked to anyone after
-    that), and minute rows older than ``retention_days``.  Flushes; the caller commits.
+    that), and minute rows older than ``retention_days``.  The whole site's daily
+    totals and top lists are written too.  Flushes; the caller commits.
     """
     today = now.astimezone(UTC).date()
     oldest = today - timedelta(days=retention_days)
@@ -70,6 +89,16 @@ def roll_up(session: DbSession, *, now: datetime, retention_days: int) -> RollUp
                 ["day", "path", "post_id", "referrer", "source", "views", "visitors"], summed
             )
         )
+        session.execute(delete(SiteDay).where(SiteDay.day == day))
+        session.execute(
+            insert(SiteDay).from_select(
+                ["day", "views", "visitors"],
+                select(literal(day, Date()), func.sum(DayViews.views), func.sum(DayViews.visitors))
+                .where(DayViews.day == day)
+                .group_by(DayViews.day),
+            )
+        )
+    _write_tops(session, today)
     salts: Any = session.execute(delete(DaySalt).where(DaySalt.day < today))
     session.execute(delete(VisitorMark).where(VisitorMark.day < today))
     removed: Any = session.execute(delete(MinuteViews).where(MinuteViews.minute < _start(oldest)))

@@ -1,4 +1,5 @@
-"""stats: per-minute and daily view rows, the day's salt and visitor marks; subscribers.signup_path
+"""stats: per-minute and daily view rows, site days, top lists, the day's salt and visitor
+marks; subscribers.signup_path and indexes on when they confirmed and left
 
 Revision ID: cd3b205b2f98
 Revises: 9d3b7e2f4a61
@@ -60,6 +61,31 @@ def upgrade() -> None:
     op.create_index("ix_stats_days_day", "stats_days", ["day"], unique=False)
     op.create_index("ix_stats_days_post", "stats_days", ["post_id", "day"], unique=False)
     op.create_table(
+        "stats_site_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("views", sa.Integer(), nullable=False),
+        sa.Column("visitors", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_stats_site_days")),
+    )
+    op.create_table(
+        "stats_tops",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("days", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("rank", sa.Integer(), nullable=False),
+        sa.Column("label", sa.String(length=500), nullable=False),
+        sa.Column("post_id", sa.Integer(), nullable=True),
+        sa.Column("views", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["post_id"],
+            ["posts.id"],
+            name=op.f("fk_stats_tops_post_id_posts"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stats_tops")),
+    )
+    op.create_index("ix_stats_tops_list", "stats_tops", ["days", "kind", "rank"], unique=False)
+    op.create_table(
         "stats_salts",
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("salt", sa.String(length=64), nullable=False),
@@ -73,12 +99,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("signup_path", sa.String(length=500), nullable=True))
+        batch_op.create_index("ix_subscribers_confirmed_at", ["confirmed_at"], unique=False)
+        batch_op.create_index("ix_subscribers_unsubscribed_at", ["unsubscribed_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscribers_unsubscribed_at")
+        batch_op.drop_index("ix_subscribers_confirmed_at")
         batch_op.drop_column("signup_path")
     op.drop_table("stats_visitors")
+    op.drop_index("ix_stats_tops_list", table_name="stats_tops")
+    op.drop_table("stats_tops")
+    op.drop_table("stats_site_days")
     op.drop_table("stats_salts")
     op.drop_index("ix_stats_days_post", table_name="stats_days")
     op.drop_index("ix_stats_days_day", table_name="stats_days")
