@@ -54,6 +54,22 @@ def _write_tops(session: DbSession, today: date) -> None:
         session.execute(insert(Top), rows)
 
 
+def summarise(session: DbSession, days: list[date], today: date) -> None:
+    """Rewrite the whole site's totals of ``days`` from their daily rows, and every top list
+    as of ``today``; a part of ``roll_up``, apart for a year of daily rows loaded in bulk."""
+    for day in days:
+        session.execute(delete(SiteDay).where(SiteDay.day == day))
+        session.execute(
+            insert(SiteDay).from_select(
+                ["day", "views", "visitors"],
+                select(literal(day, Date()), func.sum(DayViews.views), func.sum(DayViews.visitors))
+                .where(DayViews.day == day)
+                .group_by(DayViews.day),
+            )
+        )
+    _write_tops(session, today)
+
+
 def roll_up(session: DbSession, *, now: datetime, retention_days: int) -> RollUp:
     """Write the daily rows of every day not yet final, and delete what is past keeping.
 
@@ -89,16 +105,7 @@ def roll_up(session: DbSession, *, now: datetime, retention_days: int) -> RollUp
                 ["day", "path", "post_id", "referrer", "source", "views", "visitors"], summed
             )
         )
-        session.execute(delete(SiteDay).where(SiteDay.day == day))
-        session.execute(
-            insert(SiteDay).from_select(
-                ["day", "views", "visitors"],
-                select(literal(day, Date()), func.sum(DayViews.views), func.sum(DayViews.visitors))
-                .where(DayViews.day == day)
-                .group_by(DayViews.day),
-            )
-        )
-    _write_tops(session, today)
+    summarise(session, days, today)
     salts: Any = session.execute(delete(DaySalt).where(DaySalt.day < today))
     session.execute(delete(VisitorMark).where(VisitorMark.day < today))
     removed: Any = session.execute(delete(MinuteViews).where(MinuteViews.minute < _start(oldest)))
