@@ -8,9 +8,10 @@ stats rows written straight into it), this:
    helpers: 2 worker processes of 4 threads, production mode, 127.0.0.1)
    beside ``bench/hello_app.py``, and drives a cached post page with wrk
    sending a browser's User-Agent, so that every request is counted; hello
-   is measured before and after, and the ratio is to their mean (target:
-   at least 70%).  The same page with counting off is measured too, and the
-   views the counter wrote are checked against wrk's request count;
+   is measured before and after each run, and the ratio is to their mean
+   (target: at least 70%).  The same page with counting off alternates with
+   it (``--rounds``), and the views the counter wrote are checked against
+   wrk's request count;
 2. times the admin dashboard (the whole request: queries and the page) over
    7, 30 and 90 days, in this process with the test client, as the owner
    (target: at most 150 ms, median of a few runs).
@@ -46,7 +47,6 @@ from run_bench import (
     Run,
     _bad,
     _ms,
-    answers,
     broadsheet,
     ensure_database,
     ensure_wrk,
@@ -99,24 +99,26 @@ def fill(url: str, env: dict[str, str]) -> None:
     print(f"{POSTS:,} posts, {rows:,} daily stats rows.", flush=True)
 
 
+def _wrk(wrk: str, shape: list[str], seconds: int, url: str) -> str:
+    return subprocess.run([wrk, *shape, f"-d{seconds}s", "--latency", url], capture_output=True,
+                          text=True, timeout=seconds + 30, check=True).stdout  # fmt: skip
+
+
 def load(wrk: str, port: int, path: str, args: argparse.Namespace) -> tuple[Run, int]:
     """run_bench's load, with a browser's User-Agent so that each request is a reader's view;
-    also returns how many requests wrk made."""
+    also returns how many requests wrk made, warm-up included."""
     url = f"http://127.0.0.1:{port}{path}"
     shape = [f"-t{args.threads}", f"-c{args.connections}", "-H", f"User-Agent: {BROWSER}"]
-    subprocess.run([wrk, *shape, f"-d{WARM_UP_SECONDS}s", url], capture_output=True,
-                   timeout=WARM_UP_SECONDS + 30, check=True)  # fmt: skip
-    out = subprocess.run([wrk, *shape, f"-d{args.duration}s", "--latency", url],
-                         capture_output=True, text=True, timeout=args.duration + 30,
-                         check=True).stdout  # fmt: skip
+    warm = _wrk(wrk, shape, WARM_UP_SECONDS, url)
+    out = _wrk(wrk, shape, args.duration, url)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
-    total = re.search(r"(\d+) requests in", out)
-    if not (rps and p50 and p99 and total):
+    totals = [re.search(r"(\d+) requests in", text) for text in (warm, out)]
+    if not (rps and p50 and p99 and all(totals)):
         sys.exit(f"could not read wrk's output:\n{out}")
     run = Run(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), _bad(out))
-    return run, int(total.group(1))
+    return run, sum(int(found.group(1)) for found in totals if found)
 
 
 def counted(url: str) -> int:
@@ -127,43 +129,44 @@ def counted(url: str) -> int:
 
 
 def reads(args: argparse.Namespace, path: str) -> list[str]:
+    """Counting on and off, each run between two hello runs, alternating for ``--rounds``."""
     wrk = ensure_wrk()
-    lines = []
     with tempfile.TemporaryDirectory(prefix="broadsheet-stats-bench-") as folder:
         instance = Path(folder)
         env = server_env(args.database_url, instance, "embedded", "broadsheet_stats_bench:")
         # Production refuses the file mail backend; reads send no mail, so any server will do.
         env.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1")
-        hello_runs: list[Run] = []
-        results: dict[str, tuple[Run, int, int]] = {}
-        with gunicorn("hello_app:app", env, instance / "hello.log", ready="/") as hello:
-            for counting in ("on", "off"):
-                env_now = {**env, "STATS_ENABLED": "true" if counting == "on" else "false"}
-                log = instance / f"app-{counting}.log"
-                with gunicorn("broadsheet:create_app()", env_now, log, ready=path) as site:
-                    if not answers(site, path):
-                        sys.exit(f"{path} does not answer 200")
-                    hello_runs.append(load(wrk, hello, "/", args)[0])
+        on = {**env, "STATS_ENABLED": "true"}
+        off = {**env, "STATS_ENABLED": "false"}
+        ratios: dict[str, list[float]] = {"on": [], "off": []}
+        lines = []
+        with (
+            gunicorn("hello_app:app", env, instance / "hello.log", ready="/") as hello,
+            gunicorn("broadsheet:create_app()", on, instance / "on.log", ready=path) as counting,
+            gunicorn("broadsheet:create_app()", off, instance / "off.log", ready=path) as plain,
+        ):
+            ceiling = load(wrk, hello, "/", args)[0]
+            for round_ in range(1, args.rounds + 1):
+                for name, port in (("on", counting), ("off", plain)):
                     before = counted(args.database_url)
-                    run, total = load(wrk, site, path, args)
+                    run, total = load(wrk, port, path, args)
                     time.sleep(2.5)  # the writers' last batch: about a second
-                    results[counting] = (run, total, counted(args.database_url) - before)
-            hello_runs.append(load(wrk, hello, "/", args)[0])
-    ceiling = statistics.mean(run.rps for run in hello_runs)
-    lines.append(f"hello (mean of {len(hello_runs)} runs): {ceiling:,.0f} req/s")
-    for counting, (run, total, written) in results.items():
-        ratio = run.rps / ceiling
-        verdict = (
-            ""
-            if counting == "off"
-            else f"  (target >= 70%: {'met' if ratio >= 0.7 else 'NOT met'})"
-        )
-        lines.append(
-            f"cached post, counting {counting:<3}: {run.rps:,.0f} req/s, p50 {run.p50_ms:.1f} ms, "
-            f"p99 {run.p99_ms:.1f} ms, {ratio:.0%} of hello{verdict}; "
-            f"views written {written:,} of {total:,} requests (warm-up not in the request count), "
-            f"bad {run.bad}"
-        )
+                    written = counted(args.database_url) - before
+                    after = load(wrk, hello, "/", args)[0]
+                    ratio = run.rps / statistics.mean([ceiling.rps, after.rps])
+                    ratios[name].append(ratio)
+                    lines.append(
+                        f"round {round_}, counting {name:<3}: {run.rps:,.0f} req/s, "
+                        f"p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, {ratio:.0%} of hello "
+                        f"({ceiling.rps:,.0f} before, {after.rps:,.0f} after); "
+                        f"views written {written:,} of {total:,} requests (wrk leaves up to one "
+                        f"per connection and run uncounted at its end); bad {run.bad}"
+                    )
+                    ceiling = after
+    for name, found in ratios.items():
+        mean = statistics.mean(found)
+        target = f" (target >= 70%: {'met' if mean >= 0.7 else 'NOT met'})" if name == "on" else ""
+        lines.append(f"cached post, counting {name}: mean {mean:.0%} of hello{target}")
     return lines
 
 
@@ -239,6 +242,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of on and off")
     parser.add_argument("--repeat", type=int, default=7, help="dashboard renders per period")
     parser.add_argument("--fresh", action="store_true", help="start the database afresh")
     parser.add_argument("--skip-reads", action="store_true")
