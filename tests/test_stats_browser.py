@@ -53,6 +53,7 @@ def test_the_dashboards_charts_render_beside_their_data_tables(
         )
     rollup.roll_up(db.session, now=utcnow(), retention_days=30)
     db.session.commit()
+    post_id = post.id
     db.session.remove()
     with live_site(database_url, tmp_path) as (url, _served):
         page = browser.new_page()
@@ -102,7 +103,7 @@ def test_the_dashboards_charts_render_beside_their_data_tables(
         quiet.get_by_label("Email").fill("eda@example.com")
         quiet.get_by_label("Password").fill(PASSWORD)
         quiet.get_by_role("button", name="Sign in").click()
-        quiet.goto(f"{url}/admin/stats/posts/{post.id}/?days=7")
+        quiet.goto(f"{url}/admin/stats/posts/{post_id}/?days=7")
         expect(quiet.get_by_role("table", name="Top referrers, last 7 days")).to_contain_text(
             "example.org"
         )

@@ -16,6 +16,8 @@ from broadsheet.stats import rollup
 from broadsheet.stats.counting import view_counter
 from broadsheet.stats.models import DaySalt, DayViews, MinuteViews, VisitorMark
 from broadsheet.stats.recording import Tally, ViewKey, record_views
+from tests.conftest import base_config
+from tests.page_cache_support import another_app
 from tests.staff import PASSWORD, separate_client, sign_in
 
 BROWSER = (
@@ -204,3 +206,15 @@ def test_a_retention_outside_two_days_to_ten_years_stops_start_up(
 ) -> None:
     with pytest.raises(ConfigError, match="STATS_RETENTION_DAYS"):
         load_settings({"STATS_RETENTION_DAYS": value}, tmp_path)
+
+
+def test_without_a_page_cache_views_are_still_counted_but_not_requests_with_cookies(
+    app: Flask, database_url: str, tmp_path: Path, make_post: Any
+) -> None:
+    post = make_post("Uncached site")
+    with another_app(app, base_config(tmp_path, database_url, PAGE_CACHE_URL="off")) as uncached:
+        _read(uncached, f"/{post.slug}/")
+        _read(uncached, f"/{post.slug}/", Cookie="session=maybe-staff")
+        _read(uncached, "/feed/")
+        view_counter(uncached).flush()
+    assert [(row.path, row.views) for row in _written(app)] == [(f"/{post.slug}/", 1)]

@@ -88,7 +88,6 @@ class ViewCounter:
         self._lock = threading.Lock()
         self._batch: dict[RawKey, Tally] = {}
         self._pid = 0
-        self._stop = threading.Event()
 
     def add(self, key: RawKey, digest: bytes) -> None:
         """One view, under (minute number, raw WSGI path, referring domain, source, is a post)."""
@@ -101,16 +100,12 @@ class ViewCounter:
         if self.background and self._pid != os.getpid():
             self._start()
 
-    def pending(self) -> int:
-        with self._lock:
-            return sum(tally.views for tally in self._batch.values())
-
     @staticmethod
     def _keys(batch: dict[RawKey, Tally]) -> dict[ViewKey, Tally]:
         """The batch under the keys the database keeps (work kept out of the request)."""
         keys: dict[ViewKey, Tally] = {}
         for (minute, raw, referrer, source, is_post), tally in batch.items():
-            path = raw.encode("latin-1").decode("utf-8", "replace")[:PATH_LENGTH]
+            path = raw.encode("latin-1", "replace").decode("utf-8", "replace")[:PATH_LENGTH]
             key = ViewKey(
                 minute=datetime.fromtimestamp(minute * 60, UTC),
                 path=path,
@@ -155,13 +150,9 @@ class ViewCounter:
         atexit.register(self.flush)  # a process that ends cleanly loses nothing
 
     def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
+        while True:
+            time.sleep(self.seconds)
             self.flush()
-
-    def stop(self) -> None:
-        """Stop the writer after one last flush (tests; a process's end does it by itself)."""
-        self._stop.set()
-        self.flush()
 
 
 class CountViews:

@@ -9,7 +9,6 @@ index on the day, whatever the traffic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -303,8 +302,3 @@ def post_figures(
         referrers=top_referrers(session, where),
         email=_email_results(session, post.id),
     )
-
-
-def table(rows: Sequence[Any], columns: Sequence[str]) -> list[list[Any]]:
-    """Rows of figures as plain lists in ``columns`` order (CSV, the API)."""
-    return [[getattr(row, name) for name in columns] for row in rows]
