@@ -36,7 +36,7 @@ BOTS = [
 
 def _read(app: Flask, path: str, *, agent: str = BROWSER, address: str = "203.0.113.7",
           method: str = "GET", **headers: str) -> Any:  # fmt: skip
-    client = app.test_client()
+    client = app.test_client(use_cookies=False)  # a client with a jar drops a Cookie header
     return client.open(
         path,
         method=method,
