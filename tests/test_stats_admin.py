@@ -74,6 +74,8 @@ def test_an_editor_sees_the_whole_sites_views_visitors_and_tops(
     assert html.index("Someone else") < html.index("Cora&#39;s own post")  # most read first
     assert "Subscribers per day" in html
     assert f"/admin/stats/posts/{other.id}/?days=7" in html
+    editor_page = client.get(f"/admin/posts/{other.id}/").text  # the post's own page links there
+    assert f'href="/admin/stats/posts/{other.id}/">Stats</a>' in editor_page
 
 
 def test_every_table_downloads_as_csv_and_charts_are_svg_images(
