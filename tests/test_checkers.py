@@ -34,7 +34,7 @@ from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.content.models import PostKind, PostRevision, PostStatus, Tag
 from broadsheet.content.services import load_post, update_post
-from broadsheet.extensions import db
+from broadsheet.extensions import db, utcnow
 from broadsheet.media import services as media
 from broadsheet.media import work
 from broadsheet.media.models import Image
@@ -43,6 +43,8 @@ from broadsheet.newsletter.models import SubscriberStatus
 from broadsheet.newsletter.sending import publish_with_email
 from broadsheet.newsletter.tokens import Purpose, make_token
 from broadsheet.porting.services import start_import
+from broadsheet.stats import rollup
+from broadsheet.stats.recording import Tally, ViewKey, record_views
 from tests import services
 from tests.browser import chromium, require_chromium, served
 from tests.conftest import NOW, base_config
@@ -210,6 +212,7 @@ def site(
         job = start_import(db.session, actor=owner, now=NOW, upload=upload,
                            filename="wordpress.xml", folder=tmp_path / "imports")  # fmt: skip
     db.session.commit()
+    _stats_for(post)
     key = app.config["SECRET_KEY"]
     ids = {
         "post": post.slug,
@@ -218,6 +221,7 @@ def site(
         "revision": db.session.query(PostRevision).filter_by(post_id=draft.id).first().id,
         "send": send.id,
         "image": image.id,
+        "emailed": emailed.id,
         "author": owner.slug,
         "tag": db.session.query(Tag).filter_by(name="Flask").one().id,
         "editor": editor.id,
@@ -255,6 +259,18 @@ def _processed_image(root: Path, owner: User) -> Image:
     assert work.process(db.session, image.id, source, store=store, limits=limits, now=NOW)
     db.session.commit()
     return image
+
+
+def _stats_for(post: Any) -> None:
+    """A few days of views, so that the stats pages show charts and full tables."""
+    today = utcnow().replace(second=0, microsecond=0)
+    for days_ago in range(4):
+        key = ViewKey(
+            today - timedelta(days=days_ago), f"/{post.slug}/", "example.org", "", post.slug
+        )
+        record_views(db.session, {key: Tally(10 + days_ago, {str(days_ago).encode()})})
+    rollup.roll_up(db.session, now=utcnow(), retention_days=30)
+    db.session.commit()
 
 
 def _fault() -> None:
@@ -384,6 +400,8 @@ def test_every_page_passes_the_html_checker_and_axe(
     visit("subscribers", "/admin/subscribers/")
     visit("sends", "/admin/sends/")
     visit("send-progress", f"/admin/sends/{ids['send']}/")
+    visit("stats", "/admin/stats/")
+    visit("stats-post", f"/admin/stats/posts/{ids['emailed']}/?days=7")
     visit("delete-confirm", f"/admin/posts/{ids['scratch']}/delete")
     visit("media-library", "/admin/media/")
     visit("media-image", f"/admin/media/{ids['image']}/")

@@ -25,6 +25,7 @@ from broadsheet.extensions import csrf, db, limiter, login_manager, mail, migrat
 from broadsheet.guards import limit_api_bodies, refuse_nul_bytes
 from broadsheet.logs import configure_logging
 from broadsheet.queue import celery_init_app
+from broadsheet.stats import counting
 
 __all__ = ["ConfigError", "create_app"]
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -38,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     instance.mkdir(parents=True, exist_ok=True)
     configure_logging(app)
     page_cache.init_app(app)  # inside ProxyFix: it must see the request as the app does
+    counting.init_app(app)  # around the page cache: its hits are views too
     if app.config["PROXY_HOPS"]:
         # The client's address and scheme only: X-Forwarded-Host is whatever the client sent,
         # so absolute URLs are built from SITE_URL (urls.absolute_url), never from the request.
@@ -103,6 +105,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.site.newsletter import bp as newsletter_bp
     from broadsheet.site.sitemap import bp as sitemap_bp
     from broadsheet.site.views import bp as site_bp
+    from broadsheet.stats import models as _stats  # noqa: F401
+    from broadsheet.stats import tasks as _stats_tasks  # noqa: F401
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(site_bp)

@@ -316,6 +316,14 @@ def load_settings(
     # Whole public pages: a folder under instance/ by default, Redis when named, or off.
     settings["PAGE_CACHE_URL"] = read("PAGE_CACHE_URL", _page_cache_url, "")
     settings["PAGE_CACHE_PREFIX"] = read("PAGE_CACHE_PREFIX", str, "broadsheet:page:")
+    # Page views counted on the server (stats/): no address, cookie or user agent kept.
+    settings["STATS_ENABLED"] = read("STATS_ENABLED", _boolean, True)
+    # Readers who send DNT: 1 or Sec-GPC: 1 are not counted unless this is false.
+    settings["STATS_HONOUR_DNT"] = read("STATS_HONOUR_DNT", _boolean, True)
+    # Days the per-minute rows are kept; the daily rows stay.  At least 2: yesterday is rolled up.
+    settings["STATS_RETENTION_DAYS"] = read(
+        "STATS_RETENTION_DAYS", lambda v: _integer(v, 2, 3650), 30
+    )
     # Staff sessions: signed cookies that script cannot read, sent only over HTTPS when the
     # site is served over HTTPS, and not on cross-site POSTs.
     https = str(settings["SITE_URL"]).startswith("https://")
@@ -430,6 +438,8 @@ def celery_settings(
                 "task": "broadsheet.collect_media_garbage",
                 "schedule": 7 * 24 * 3600.0,
             },
+            # Sums the stats' minute rows into daily rows, forgets finished days' salts.
+            "roll-up-stats": {"task": "broadsheet.roll_up_stats", "schedule": 300.0},
         },
     }
     scheme = broker.partition("://")[0]

@@ -46,6 +46,7 @@ class Action(enum.StrEnum):
     MANAGE_STAFF = "manage staff"
     MANAGE_SETTINGS = "change the site's settings"
     TRANSFER_OWNERSHIP = "hand ownership on"
+    VIEW_SITE_STATS = "see the whole site's figures"  # below it, one's own posts' figures only
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ LEAST_ROLE: dict[Action, Role] = {
     Action.MANAGE_STAFF: Role.ADMIN,
     Action.MANAGE_SETTINGS: Role.ADMIN,
     Action.TRANSFER_OWNERSHIP: Role.OWNER,
+    Action.VIEW_SITE_STATS: Role.EDITOR,
 }
 POST_ACTIONS = frozenset({Action.EDIT_POST, Action.PUBLISH_POST})
 

@@ -18,11 +18,12 @@ from broadsheet.admin import (
     posts,
     publishing,
     redirects,
+    stats,
     trash,
 )
 from broadsheet.admin.blueprint import bp
 
 __all__ = [
     "auth", "bp", "editor", "email_preview", "manage", "media", "newsletter", "porting",
-    "posts", "publishing", "redirects", "trash",
+    "posts", "publishing", "redirects", "stats", "trash",
 ]  # fmt: skip

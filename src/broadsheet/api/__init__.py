@@ -59,6 +59,7 @@ class BroadsheetApi(Api):
 
 def init_api(app: Flask) -> None:
     from broadsheet.api import media as _media  # noqa: F401 (the image upload, on admin_blp)
+    from broadsheet.api import stats as _stats  # noqa: F401 (its routes join the Admin API)
     from broadsheet.api.admin import blp as admin_blp
     from broadsheet.api.content import blp as content_blp
     from broadsheet.api.docs import bp as docs_bp

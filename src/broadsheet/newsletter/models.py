@@ -76,11 +76,13 @@ class Subscriber(Model):
         _enum(SubscriberStatus), default=SubscriberStatus.PENDING
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    confirmed_at: Mapped[datetime | None]
-    unsubscribed_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None] = mapped_column(index=True)  # (the stats' growth)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(index=True)
     # Where the address came from and what the reader agreed to (the site, an import's note).
     source: Mapped[str] = mapped_column(String(20), default="site")
     consent: Mapped[str] = mapped_column(Text, default="")
+    # The site page whose form the reader last asked from (a post's path, say), for the stats.
+    signup_path: Mapped[str | None] = mapped_column(String(500))
 
     tag_links: Mapped[list[SubscriberTag]] = relationship(
         cascade="all, delete-orphan", lazy="raise"

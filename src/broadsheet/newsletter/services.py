@@ -151,9 +151,12 @@ def _load(session: DbSession, subscriber_id: int) -> Subscriber | None:
 
 
 def subscribe(
-    session: DbSession, *, email: str, tags: Sequence[str] = (), now: datetime
+    session: DbSession, *, email: str, tags: Sequence[str] = (), now: datetime, page: str = ""
 ) -> Subscriber:
     """Ask ``email`` to confirm a subscription to posts with ``tags`` (slugs; none = all).
+
+    ``page`` is the site path whose form was used (kept for the stats: which
+    posts readers subscribe from); anything but a site path is dropped.
 
     A new or unsubscribed address becomes pending and gets a confirmation
     email; a pending one gets it again with the tags now chosen; a confirmed
@@ -184,12 +187,20 @@ def subscribe(
         kind = "confirm"
         subscriber.status = SubscriberStatus.PENDING
         subscriber.consent = f"asked on the site at {now:%Y-%m-%d %H:%M} UTC"
+        subscriber.signup_path = _site_path(page)
         _set_tags(subscriber, chosen)
     session.flush()
     if _may_notify(session, subscriber, now=now):
         queue_email(session, task=SUBSCRIBER_EMAIL_TASK, kind=kind,
                     ref_id=subscriber.id, recipient=subscriber.email, now=now)  # fmt: skip
     return subscriber
+
+
+def _site_path(page: str) -> str | None:
+    """A path of this site (``/a-post/``), or None for anything else a form could be sent."""
+    if not page.startswith("/") or page.startswith("//") or len(page) > 500:
+        return None
+    return page if all(ch.isprintable() and not ch.isspace() for ch in page) else None
 
 
 def _may_notify(session: DbSession, subscriber: Subscriber, *, now: datetime) -> bool:

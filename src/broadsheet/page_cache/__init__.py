@@ -43,6 +43,7 @@ from broadsheet.config import is_postgresql
 from broadsheet.page_cache.cache import (
     BLUEPRINTS,
     EXTENSION,
+    READ_ENDPOINT,
     PageCache,
     page_cache,
     remember,
@@ -63,6 +64,7 @@ from broadsheet.page_cache.stores import (
 
 __all__ = [
     "QUERY_PARAMETERS",
+    "READ_ENDPOINT",
     "WATCHED_TABLES",
     "Entry",
     "PageCache",

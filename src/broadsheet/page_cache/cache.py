@@ -34,6 +34,9 @@ log = logging.getLogger("broadsheet.page_cache")
 EXTENSION = "broadsheet.page_cache"
 BLUEPRINTS = "broadsheet.page_cache.blueprints"  # the names of those that opted in
 STATE = "broadsheet.page_cache.lookup"  # in the WSGI environ, from the middleware to Flask
+# In the WSGI environ of an anonymous read (no staff session, no token): its endpoint, for the
+# layers outside the cache (the stats count these, hits and misses alike).
+READ_ENDPOINT = "broadsheet.page_cache.read_endpoint"
 MEMORY_BYTES = 32 * 1024 * 1024  # each process's copies of the pages it served last
 MEMORY_VALUES = 10_000  # and of the listing totals it used last
 # What a failing store raises: the page is then served uncached, never an error.

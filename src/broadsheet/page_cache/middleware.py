@@ -21,7 +21,7 @@ from itsdangerous import BadData
 from werkzeug.http import parse_cookie
 
 from broadsheet.logs import REQUEST_ID_HEADER, log_request, request_id_from
-from broadsheet.page_cache.cache import BLUEPRINTS, STATE, Lookup, PageCache
+from broadsheet.page_cache.cache import BLUEPRINTS, READ_ENDPOINT, STATE, Lookup, PageCache
 from broadsheet.page_cache.entries import Entry
 from broadsheet.page_cache.keys import Keys
 
@@ -57,6 +57,7 @@ class PageCacheMiddleware:
         ):
             return self.app(environ, start_response)
         endpoint = self.keys.endpoint(environ)
+        environ[READ_ENDPOINT] = endpoint
         cacheable = (
             self.cache.store is not None
             and endpoint is not None

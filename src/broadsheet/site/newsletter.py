@@ -71,7 +71,13 @@ def subscribe() -> ResponseReturnValue:
         return _page("check_inbox.html", "Check your inbox")
     chosen = form.getlist("tags")
     try:
-        services.subscribe(db.session, email=form.get("email", ""), tags=chosen, now=utcnow())
+        services.subscribe(
+            db.session,
+            email=form.get("email", ""),
+            tags=chosen,
+            now=utcnow(),
+            page=form.get("page", ""),
+        )
         db.session.commit()
     except Invalid as error:
         db.session.rollback()
