@@ -1,7 +1,7 @@
 """redirects; import jobs and the items they brought in
 
 Revision ID: 21a109a28af7
-Revises: 9d3b7e2f4a61
+Revises: a353fcb02619
 Created: 2026-11-27 20:10:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from broadsheet.extensions import UTCDateTime
 
 revision = "21a109a28af7"
-down_revision = "9d3b7e2f4a61"
+down_revision = "a353fcb02619"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """media: images, their variants, and which posts use them
 
 Revision ID: a353fcb02619
-Revises: 9d3b7e2f4a61
+Revises: 5c1e8a9d3f27
 Created: 2026-11-27 20:00:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from broadsheet.extensions import UTCDateTime
 
 revision = "a353fcb02619"
-down_revision = "9d3b7e2f4a61"
+down_revision = "5c1e8a9d3f27"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 marks; subscribers.signup_path and indexes on when they confirmed and left
 
 Revision ID: cd3b205b2f98
-Revises: 9d3b7e2f4a61
+Revises: 21a109a28af7
 Created: 2026-11-27 20:30:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from broadsheet.extensions import UTCDateTime
 
 revision = "cd3b205b2f98"
-down_revision = "9d3b7e2f4a61"
+down_revision = "21a109a28af7"
 branch_labels = None
 depends_on = None
 
