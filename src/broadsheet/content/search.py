@@ -70,11 +70,13 @@ MAX_TERMS = 12
 # The newest matches ranked, at most: ranking reads each match's whole document, so a word
 # found in a third of 100,000 posts would otherwise cost a third of the index per search.
 # A search that matches more is narrowed with more words, not paged through.
-MAX_RESULTS = 200
+MAX_RESULTS = 100
 # A term's weight by where it was found: title, tags and excerpt, body.
 WEIGHTS = {"title": 1.0, "tags": 0.4, "excerpt": 0.4, "body": 0.2}
 RECENCY_DAYS = 365.0  # a year-old match counts three quarters of a new one, an old one half
 SUGGESTIONS = 5
+# Matches from which a query is common: its newest are found along the listing index.
+COMMON_MATCHES = 3000
 
 # Marks the database puts around matched words and between fragments, then turned into
 # markup here: control characters, taken out of the text first, so no text can forge one.
@@ -263,17 +265,25 @@ def _recency(now: datetime, dialect: str) -> ColumnElement[float]:
     return cast(0.5 + 0.5 / (1.0 + age / RECENCY_DAYS), Float)
 
 
-def _newest(matched: Select[Any]) -> Select[Any]:
+_ESTIMATE = text(
+    "EXPLAIN (FORMAT JSON) SELECT 1 FROM search_documents "
+    "WHERE (text_vector || tag_vector) @@ CAST(:tsquery AS tsquery)"
+)
+
+
+def _newest(matched: Select[Any], *, common: bool = True) -> Select[Any]:
     """``matched`` cut to its newest MAX_RESULTS posts, the ones that are ranked.
 
-    Newest by the listing index (posts of every status: a draft has no date and
-    comes first), so a common word costs a few hundred matches, not a third of
-    the site; a rare one is found through the full-text index whatever its age.
+    A ``common`` query walks the listing index newest first and stops at
+    MAX_RESULTS matches, so a word in a third of the site costs a few hundred
+    documents; a rarer one is found through the full-text index, then sorted
+    (ordering by an expression no index holds keeps PostgreSQL on that road).
     """
+    when = Post.published_at if common else func.coalesce(Post.published_at, Post.updated_at)
     newest = (
         matched.with_only_columns(Post.id)
         .order_by(None)
-        .order_by(Post.published_at.desc(), Post.id.desc())
+        .order_by(when.desc(), Post.id.desc())
         .limit(MAX_RESULTS)
     )
     return matched.where(Post.id.in_(newest.scalar_subquery()))
@@ -299,11 +309,17 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
             tsquery,
         )
 
+        # How common the query is decides the road (see _newest): the planner's own estimate
+        # from the index's statistics, which costs a plan and no rows.
+        plan = session.scalar(_ESTIMATE, {"tsquery": argument})
+        common = float(plan[0]["Plan"]["Plan Rows"]) >= COMMON_MATCHES
+
         def restrict_pg(select_: Select[Any]) -> Select[Any]:
             return _newest(
                 select_.join(_documents, _documents.c.post_id == Post.id).where(
                     _document.op("@@")(tsquery)
-                )
+                ),
+                common=common,
             )
 
         return Matcher(restrict_pg, rank * recency, dialect, argument)
