@@ -76,7 +76,7 @@ WEIGHTS = {"title": 1.0, "tags": 0.4, "excerpt": 0.4, "body": 0.2}
 RECENCY_DAYS = 365.0  # a year-old match counts three quarters of a new one, an old one half
 SUGGESTIONS = 5
 # Matches from which a query is common: its newest are found along the listing index.
-COMMON_MATCHES = 3000
+COMMON_MATCHES = 10_000
 
 # Marks the database puts around matched words and between fragments, then turned into
 # markup here: control characters, taken out of the text first, so no text can forge one.
