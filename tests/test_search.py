@@ -297,3 +297,11 @@ def test_site_language_simple_searches_without_stemming(
         app.config["SITE_LANGUAGE"] = "english"
         assert runner.invoke(args=["search", "reindex"]).exit_code == 0
     assert _titles(client, "running breakfast") == ["Morning habits"]
+
+
+def test_demo_content_is_found(runner: FlaskCliRunner, client: FlaskClient) -> None:
+    """The demo's bulk load defers the index's triggers and indexes its posts once."""
+    result = runner.invoke(args=["demo", "--posts", "30", "--tags", "5"])
+    assert result.exit_code == 0, result.output
+    assert _titles(client, "python") != []
+    assert _titles(client, "colophon") == ["Colophon"]

@@ -23,6 +23,7 @@ from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.bulk import bulk_insert, next_id, reset_sequence
 from broadsheet.content.models import Post, PostAuthor, PostKind, PostStatus, PostTag, Tag
 from broadsheet.content.rendering import render_markdown
+from broadsheet.content.search import indexed_after
 from broadsheet.content.services import RESERVED_SLUGS, create_post
 from broadsheet.extensions import DbSession
 from broadsheet.newsletter.demo import fill_subscribers
@@ -216,7 +217,7 @@ def fill(
 
     taken = set(session.scalars(select(Post.slug))) | RESERVED_SLUGS
     tag_draw = _Zipf(len(tag_ids), rng)
-    post_id = next_id(session, Post.id)
+    post_id = first_post_id = next_id(session, Post.id)
     span = timedelta(days=3650)
     start = now - span
     post_rows, tag_rows, author_rows = [], [], []
@@ -278,9 +279,10 @@ def fill(
                 }
             )
         post_id += 1
-    bulk_insert(session, Post.__table__, post_rows)  # type: ignore[arg-type]
-    bulk_insert(session, PostTag.__table__, tag_rows)  # type: ignore[arg-type]
-    bulk_insert(session, PostAuthor.__table__, author_rows)  # type: ignore[arg-type]
+    with indexed_after(session, first_post_id):  # once, not for the posts and then their tags
+        bulk_insert(session, Post.__table__, post_rows)  # type: ignore[arg-type]
+        bulk_insert(session, PostTag.__table__, tag_rows)  # type: ignore[arg-type]
+        bulk_insert(session, PostAuthor.__table__, author_rows)  # type: ignore[arg-type]
     reset_sequence(session, "posts")
     report.posts = posts
     report.subscribers = fill_subscribers(

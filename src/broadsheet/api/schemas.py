@@ -232,7 +232,7 @@ class PostArgsSchema(Schema):
             "description": 'Search every word of the posts: words, "quoted phrases", `OR`, '
             "`-word` to leave a word out; the last word also matches as a prefix.  Results come "
             "best match first (`order` is not used) and are paged by `page`, not `cursor`; "
-            f"`total` counts up to {MAX_RESULTS}."
+            f"Only the newest {MAX_RESULTS} matches are ranked and counted."
         },
     )
 

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,11 +67,16 @@ from broadsheet.extensions import DbSession
 
 MAX_QUERY_CHARACTERS = 200  # the rest of a longer query is not read
 MAX_TERMS = 12
-MAX_RESULTS = 1000  # counted exactly up to here; a search is refined, not paged through
+# The newest matches ranked, at most: ranking reads each match's whole document, so a word
+# found in a third of 100,000 posts would otherwise cost a third of the index per search.
+# A search that matches more is narrowed with more words, not paged through.
+MAX_RESULTS = 100
 # A term's weight by where it was found: title, tags and excerpt, body.
 WEIGHTS = {"title": 1.0, "tags": 0.4, "excerpt": 0.4, "body": 0.2}
 RECENCY_DAYS = 365.0  # a year-old match counts three quarters of a new one, an old one half
 SUGGESTIONS = 5
+# Matches from which a query is common: its newest are found along the listing index.
+COMMON_MATCHES = 10_000
 
 # Marks the database puts around matched words and between fragments, then turned into
 # markup here: control characters, taken out of the text first, so no text can forge one.
@@ -259,6 +265,30 @@ def _recency(now: datetime, dialect: str) -> ColumnElement[float]:
     return cast(0.5 + 0.5 / (1.0 + age / RECENCY_DAYS), Float)
 
 
+_ESTIMATE = text(
+    "EXPLAIN (FORMAT JSON) SELECT 1 FROM search_documents "
+    "WHERE (text_vector || tag_vector) @@ CAST(:tsquery AS tsquery)"
+)
+
+
+def _newest(matched: Select[Any], *, common: bool = True) -> Select[Any]:
+    """``matched`` cut to its newest MAX_RESULTS posts, the ones that are ranked.
+
+    A ``common`` query walks the listing index newest first and stops at
+    MAX_RESULTS matches, so a word in a third of the site costs a few hundred
+    documents; a rarer one is found through the full-text index, then sorted
+    (ordering by an expression no index holds keeps PostgreSQL on that road).
+    """
+    when = Post.published_at if common else func.coalesce(Post.published_at, Post.updated_at)
+    newest = (
+        matched.with_only_columns(Post.id)
+        .order_by(None)
+        .order_by(when.desc(), Post.id.desc())
+        .limit(MAX_RESULTS)
+    )
+    return matched.where(Post.id.in_(newest.scalar_subquery()))
+
+
 def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
     """Narrow a ``select`` over posts to the posts matching ``query``, with a score to rank by.
 
@@ -279,9 +309,17 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
             tsquery,
         )
 
+        # How common the query is decides the road (see _newest): the planner's own estimate
+        # from the index's statistics, which costs a plan and no rows.
+        plan = session.scalar(_ESTIMATE, {"tsquery": argument})
+        common = float(plan[0]["Plan"]["Plan Rows"]) >= COMMON_MATCHES
+
         def restrict_pg(select_: Select[Any]) -> Select[Any]:
-            return select_.join(_documents, _documents.c.post_id == Post.id).where(
-                _document.op("@@")(tsquery)
+            return _newest(
+                select_.join(_documents, _documents.c.post_id == Post.id).where(
+                    _document.op("@@")(tsquery)
+                ),
+                common=common,
             )
 
         return Matcher(restrict_pg, rank * recency, dialect, argument)
@@ -295,8 +333,10 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
     )
 
     def restrict_fts(select_: Select[Any]) -> Select[Any]:
-        return select_.join(_fts, _fts.c.rowid == Post.id).where(
-            literal_column("post_search").op("MATCH")(bindparam("search_match", expression))
+        return _newest(
+            select_.join(_fts, _fts.c.rowid == Post.id).where(
+                literal_column("post_search").op("MATCH")(bindparam("search_match", expression))
+            )
         )
 
     return Matcher(restrict_fts, -bm25 * recency, dialect, expression)
@@ -399,7 +439,7 @@ class Results:
 
     @property
     def capped(self) -> bool:
-        """More matched than were counted (MAX_RESULTS)."""
+        """More matched than are ranked (MAX_RESULTS): the newest of them are shown."""
         return self.page.total >= MAX_RESULTS
 
 
@@ -432,15 +472,11 @@ def search_public(
         return Results(query, Page([], number, per_page, 0), [])
     found = matcher(session, query, now=now)
     matching = found.restrict(select(Post.id).where(Post.visible_clause(now, kind=None)))
-    total = count(session, matching)
+    # Every ranked match in one query (there are at most MAX_RESULTS): the page is a slice.
+    ranked_ids = list(session.scalars(matching.order_by(found.score.desc(), Post.id.desc())))
+    total = len(ranked_ids)
     check_page(number, total, per_page)
-    ids = list(
-        session.scalars(
-            matching.order_by(found.score.desc(), Post.id.desc())
-            .offset((number - 1) * per_page)
-            .limit(per_page)
-        )
-    )
+    ids = ranked_ids[(number - 1) * per_page : number * per_page]
     posts = _load(session, ids)
     marks = _highlights(session, found, ids)
     hits = [
@@ -538,6 +574,23 @@ _SQLITE_FILL = text(
     "JOIN tags t ON t.id = pt.tag_id WHERE pt.post_id = p.id AND t.name NOT LIKE '#%'), "
     "p.excerpt, p.markdown FROM posts p WHERE p.id BETWEEN :first AND :last"
 )
+
+
+@contextmanager
+def indexed_after(session: DbSession, first_id: int) -> Iterator[None]:
+    """For a bulk load (the demo's COPY): the index's triggers wait, and every post from
+    ``first_id`` on is indexed once, in one statement, at the end.  SQLite's triggers are
+    cheap per row, so there it changes nothing."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    session.execute(text("SET LOCAL broadsheet.search_deferred = 'on'"))
+    yield
+    session.execute(text("SET LOCAL broadsheet.search_deferred = 'off'"))
+    session.execute(
+        text("SELECT broadsheet_search_refresh(ARRAY(SELECT id FROM posts WHERE id >= :first))"),
+        {"first": first_id},
+    )
 
 
 def posts_to_index(session: DbSession) -> int:

@@ -27,8 +27,28 @@ down_revision = "9d3b7e2f4a61"
 branch_labels = None
 depends_on = None
 
-# The document of each post whose id is in ``ids``, written or rewritten.  A join with the ids,
-# not ``= ANY(ids)``: a bulk insert passes 100,000 of them, and ANY would scan them per post.
+# Set-based throughout: a bulk insert passes 100,000 ids, so they are joined (never ``= ANY``,
+# which would scan them per row) and every post's tag names are gathered in one GROUP BY.
+POSTGRES_HELPERS = [
+    """
+    CREATE FUNCTION broadsheet_search_language() RETURNS regconfig LANGUAGE sql STABLE AS $$
+        SELECT coalesce((SELECT language FROM search_settings WHERE id = 1), 'english')::regconfig
+    $$
+    """,
+    # The public tag names of each post whose id is in ``ids`` (posts without any: no row).
+    """
+    CREATE FUNCTION broadsheet_search_tag_names(ids integer[])
+    RETURNS TABLE (post_id integer, names text) LANGUAGE sql STABLE AS $$
+        SELECT pt.post_id, string_agg(t.name, ' ')
+        FROM (SELECT DISTINCT unnest(ids) AS id) wanted
+        JOIN post_tags pt ON pt.post_id = wanted.id
+        JOIN tags t ON t.id = pt.tag_id
+        WHERE t.name NOT LIKE '#%'
+        GROUP BY pt.post_id
+    $$
+    """,
+]
+# The document of each post whose id is in ``ids``, written or rewritten.
 POSTGRES_REFRESH = """
 CREATE FUNCTION broadsheet_search_refresh(ids integer[]) RETURNS void
 LANGUAGE sql AS $$
@@ -37,46 +57,40 @@ LANGUAGE sql AS $$
            setweight(to_tsvector(c.cfg, p.title), 'A')
         || setweight(to_tsvector(c.cfg, coalesce(p.excerpt, '')), 'B')
         || setweight(to_tsvector(c.cfg, coalesce(p.markdown, '')), 'C'),
-           broadsheet_search_tags(p.id, c.cfg)
+           setweight(to_tsvector(c.cfg, coalesce(tg.names, '')), 'B')
     FROM (SELECT DISTINCT unnest(ids) AS id) wanted
     JOIN posts p ON p.id = wanted.id
     CROSS JOIN (SELECT broadsheet_search_language() AS cfg) c
+    LEFT JOIN broadsheet_search_tag_names(ids) tg ON tg.post_id = p.id
     ON CONFLICT (post_id) DO UPDATE
     SET text_vector = EXCLUDED.text_vector, tag_vector = EXCLUDED.tag_vector
 $$
 """
-POSTGRES_HELPERS = [
-    """
-    CREATE FUNCTION broadsheet_search_language() RETURNS regconfig LANGUAGE sql STABLE AS $$
-        SELECT coalesce((SELECT language FROM search_settings WHERE id = 1), 'english')::regconfig
-    $$
-    """,
-    """
-    CREATE FUNCTION broadsheet_search_tags(post integer, cfg regconfig) RETURNS tsvector
-    LANGUAGE sql STABLE AS $$
-        SELECT setweight(to_tsvector(cfg, coalesce(string_agg(t.name, ' '), '')), 'B')
-        FROM post_tags pt JOIN tags t ON t.id = pt.tag_id
-        WHERE pt.post_id = post AND t.name NOT LIKE '#%'
-    $$
-    """,
-]
 # Only the tag part of the posts whose id is in ``ids``.
 POSTGRES_RETAG = """
 CREATE FUNCTION broadsheet_search_retag(ids integer[]) RETURNS void
 LANGUAGE sql AS $$
     UPDATE search_documents d
-    SET tag_vector = broadsheet_search_tags(d.post_id, c.cfg)
-    FROM (SELECT DISTINCT unnest(ids) AS id) wanted,
-         (SELECT broadsheet_search_language() AS cfg) c
+    SET tag_vector = setweight(to_tsvector(c.cfg, coalesce(tg.names, '')), 'B')
+    FROM (SELECT DISTINCT unnest(ids) AS id) wanted
+    CROSS JOIN (SELECT broadsheet_search_language() AS cfg) c
+    LEFT JOIN broadsheet_search_tag_names(ids) tg ON tg.post_id = wanted.id
     WHERE d.post_id = wanted.id
 $$
 """
+# A bulk load (the demo's) sets broadsheet.search_deferred for its transaction: the triggers
+# then leave the index alone, and the loader indexes its posts once at the end
+# (content.search.indexed_after).
+_DEFERRED = (
+    "IF current_setting('broadsheet.search_deferred', true) = 'on' THEN RETURN NULL; END IF;"
+)
 
 POSTGRES_TRIGGERS = [
     # Posts: inserted in bulk (the demo's COPY) as one statement; edited one at a time.
     """
     CREATE FUNCTION broadsheet_search_posts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {deferred}
         PERFORM broadsheet_search_refresh(ARRAY(SELECT id FROM inserted_rows));
         RETURN NULL;
     END $$
@@ -89,6 +103,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_post_changed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {deferred}
         PERFORM broadsheet_search_refresh(ARRAY[NEW.id]);
         RETURN NULL;
     END $$
@@ -104,6 +119,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_links_added() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {deferred}
         PERFORM broadsheet_search_retag(ARRAY(SELECT post_id FROM added_links));
         RETURN NULL;
     END $$
@@ -116,6 +132,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_links_removed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {deferred}
         PERFORM broadsheet_search_retag(ARRAY(SELECT post_id FROM removed_links));
         RETURN NULL;
     END $$
@@ -128,6 +145,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_link_moved() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {deferred}
         PERFORM broadsheet_search_retag(ARRAY[OLD.post_id, NEW.post_id]);
         RETURN NULL;
     END $$
@@ -142,6 +160,7 @@ POSTGRES_TRIGGERS = [
     """
     CREATE FUNCTION broadsheet_search_tag_renamed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
+        {deferred}
         PERFORM broadsheet_search_retag(ARRAY(SELECT post_id FROM post_tags WHERE tag_id = NEW.id));
         RETURN NULL;
     END $$
@@ -258,7 +277,7 @@ def _upgrade_postgresql() -> None:
     op.execute(POSTGRES_REFRESH)
     op.execute(POSTGRES_RETAG)
     for statement in POSTGRES_TRIGGERS:
-        op.execute(statement)
+        op.execute(statement.replace("{deferred}", _DEFERRED))
     op.execute("SELECT broadsheet_search_refresh(ARRAY(SELECT id FROM posts))")
     trgm = op.get_bind().execute(
         sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
@@ -290,7 +309,7 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION IF EXISTS {function}()")
         op.execute("DROP FUNCTION IF EXISTS broadsheet_search_refresh(integer[])")
         op.execute("DROP FUNCTION IF EXISTS broadsheet_search_retag(integer[])")
-        op.execute("DROP FUNCTION IF EXISTS broadsheet_search_tags(integer, regconfig)")
+        op.execute("DROP FUNCTION IF EXISTS broadsheet_search_tag_names(integer[])")
         op.execute("DROP FUNCTION IF EXISTS broadsheet_search_language()")
         op.drop_table("search_documents")
     else:
