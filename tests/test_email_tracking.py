@@ -21,6 +21,7 @@ from broadsheet.content.models import PostStatus
 from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import sending, tracking
 from broadsheet.newsletter.models import Delivery, EmailClick, EmailOpen
+from broadsheet.stats.counting import view_counter
 from broadsheet.stats.models import DayViews, MinuteViews
 from tests.conftest import NOW
 from tests.newsletter import make_subscriber, outbox
@@ -106,6 +107,7 @@ def test_the_pixel_counts_one_open_per_email_and_is_never_cached_or_a_page_view(
     assert opens[0].delivery_id == first.id
     reader.get(_local(pixels[1]))
     assert db.session.scalar(select(func.count()).select_from(EmailOpen)) == 2
+    assert view_counter(eager_app).flush() == 0  # not a page view
     assert db.session.scalar(select(func.count()).select_from(MinuteViews)) == 0
     assert db.session.scalar(select(func.count()).select_from(DayViews)) == 0
 
@@ -144,7 +146,9 @@ def test_a_click_redirects_to_the_target_and_is_counted(
         "https://guide.example.org/start?x=1&y=2": 2,
         "https://blog.example.com/about/": 1,
     }
-    assert db.session.scalar(select(func.count()).select_from(MinuteViews)) == 0
+    assert view_counter(eager_app).flush() == 0  # the redirects are no page views
+    assert reader.get(f"/{post.slug}/").status_code == 200
+    assert view_counter(eager_app).flush() == 1  # while the post's page is one
 
 
 def test_a_forged_or_altered_link_is_refused_and_counts_nothing(
