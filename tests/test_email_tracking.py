@@ -92,6 +92,7 @@ def test_the_pixel_counts_one_open_per_email_and_is_never_cached_or_a_page_view(
         ]
         pixels.append(pixel)
         assert "/email/click/" not in _html(message)  # clicks stay off
+        assert "/email/open/" not in message.body  # the text part has no image, and no trace
     assert pixels[0] != pixels[1]
     reader = eager_app.test_client()
     for _ in range(3):
