@@ -68,6 +68,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/media_bench.py
 	$(BIN)/python bench/import_bench.py
 	$(BIN)/python bench/stats_bench.py
+	$(BIN)/python bench/email_tracking_bench.py
 
 # Ten minutes (--minutes) of mixed traffic on a PostgreSQL cluster and a RabbitMQ node of its
 # own (never the machine's shared ones), each restarted once, with a 20,000-recipient send

@@ -104,6 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.site.media import bp as media_bp
     from broadsheet.site.newsletter import bp as newsletter_bp
     from broadsheet.site.sitemap import bp as sitemap_bp
+    from broadsheet.site.tracking import bp as tracking_bp
     from broadsheet.site.views import bp as site_bp
     from broadsheet.stats import models as _stats  # noqa: F401
     from broadsheet.stats import tasks as _stats_tasks  # noqa: F401
@@ -115,6 +116,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(media_bp)
     app.register_blueprint(sitemap_bp)
     app.register_blueprint(newsletter_bp)
+    app.register_blueprint(tracking_bp)
 
     from broadsheet.api import init_api
 

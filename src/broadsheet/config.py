@@ -324,6 +324,10 @@ def load_settings(
     settings["STATS_RETENTION_DAYS"] = read(
         "STATS_RETENTION_DAYS", lambda v: _integer(v, 2, 3650), 30
     )
+    # Newsletter opens (a tracking pixel) and clicks (signed redirect links): off unless asked
+    # for.  Mail clients that load images ahead of the reader (Apple Mail) inflate opens.
+    settings["STATS_EMAIL_OPENS"] = read("STATS_EMAIL_OPENS", _boolean, False)
+    settings["STATS_EMAIL_CLICKS"] = read("STATS_EMAIL_CLICKS", _boolean, False)
     # Staff sessions: signed cookies that script cannot read, sent only over HTTPS when the
     # site is served over HTTPS, and not on cross-site POSTs.
     https = str(settings["SITE_URL"]).startswith("https://")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Response, abort, request, url_for
+from flask import Response, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 
 from broadsheet.admin.blueprint import bp
@@ -34,7 +34,15 @@ def _dashboard_tables() -> tuple[figures.Dashboard, list[Table]]:
 
 
 def _post_tables(post_id: int) -> tuple[figures.PostFigures, list[Table]]:
-    found = figures.post_figures(db.session, post_id, actor=actor(), days=_days(), now=utcnow())
+    found = figures.post_figures(
+        db.session,
+        post_id,
+        actor=actor(),
+        days=_days(),
+        now=utcnow(),
+        email_opens=bool(current_app.config["STATS_EMAIL_OPENS"]),
+        email_clicks=bool(current_app.config["STATS_EMAIL_CLICKS"]),
+    )
     return found, tables.post_tables(found)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, json
+from flask import Response, current_app, g, json
 from marshmallow import Schema, fields, validate
 
 from broadsheet.api.admin import SECURITY, blp
@@ -54,7 +54,11 @@ class StatsSchema(Schema):
 
 
 class PostStatsSchema(Schema):
-    """A post's views per day, its referrers, and its email's results when it was emailed."""
+    """A post's views per day, its referrers, and its email's results when it was emailed.
+
+    With ``STATS_EMAIL_OPENS`` the ``email`` table has a ``unique opens`` column;
+    with ``STATS_EMAIL_CLICKS`` a ``links`` table gives each link's readers and clicks.
+    """
 
     post_id = fields.Integer(required=True)
     title = fields.String(required=True)
@@ -101,7 +105,15 @@ def site_stats(days: int) -> Response:
 @blp.doc(security=SECURITY)
 def post_stats(post_id: int, days: int) -> Response:
     """One post's figures, for its authors and editors."""
-    found = figures.post_figures(db.session, post_id, actor=g.api_actor, days=days, now=utcnow())
+    found = figures.post_figures(
+        db.session,
+        post_id,
+        actor=g.api_actor,
+        days=days,
+        now=utcnow(),
+        email_opens=bool(current_app.config["STATS_EMAIL_OPENS"]),
+        email_clicks=bool(current_app.config["STATS_EMAIL_CLICKS"]),
+    )
     return json_response(
         {
             "post_id": found.post_id,

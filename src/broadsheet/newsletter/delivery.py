@@ -317,7 +317,7 @@ def run_batch(
     try:
         with autocommit_connection(session, synchronous=rules.synchronous_commit) as marks:
             for delivery_id, attempts, subscriber_id, email in rows:
-                message = composer.compose(subscriber_id, email)
+                message = composer.compose(subscriber_id, email, delivery_id)
                 try:
                     mailer.send(message)
                 except MailError as error:

@@ -16,12 +16,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask_mailman import EmailMultiAlternatives
+from markupsafe import Markup
 
 from broadsheet.content.models import Post, with_links
 from broadsheet.extensions import DbSession
 from broadsheet.mail_layout import html_email, render_email
 from broadsheet.media.rendering import responsive_html
 from broadsheet.media.storage import current_store
+from broadsheet.newsletter import tracking
 from broadsheet.newsletter.tokens import Purpose, make_token
 from broadsheet.settings.services import site_settings
 from broadsheet.urls import absolute_url
@@ -84,11 +86,35 @@ class NewsletterComposer:
             session, post.html, store=current_store(), email_base=config["SITE_URL"]
         )
 
-    def compose(self, subscriber_id: int, email: str) -> EmailMultiAlternatives:
+    def compose(
+        self, subscriber_id: int, email: str, delivery_id: int | None = None
+    ) -> EmailMultiAlternatives:
+        """The email for one subscriber; with ``delivery_id``, tracked as the settings ask."""
         links = subscriber_links(self.config, subscriber_id, email)
-        return self._message(
-            email, links, message_id(self.post.id, subscriber_id, self.config["SITE_URL"])
-        )
+        msgid = message_id(self.post.id, subscriber_id, self.config["SITE_URL"])
+        if delivery_id is None:
+            return self._message(email, links, msgid)
+        return self._message(email, links, msgid, tracking=self._tracking(delivery_id))
+
+    def _tracking(self, delivery_id: int) -> dict[str, Any]:
+        """The template's pixel and links for one delivery; nothing when both settings are off."""
+        secret = self.config["SECRET_KEY"]
+        found: dict[str, Any] = {}
+        if self.config["STATS_EMAIL_OPENS"]:
+            found["pixel_url"] = absolute_url(
+                "tracking.email_open", token=tracking.open_token(secret, delivery_id)
+            )
+        if self.config["STATS_EMAIL_CLICKS"]:
+
+            def redirect(url: str) -> str:
+                token = tracking.click_token(secret, delivery_id, url)
+                return absolute_url("tracking.email_click", token=token)
+
+            found["body_html"] = Markup(  # noqa: S704 (the post's own HTML, links replaced)
+                tracking.tracked_links(str(self.body_html), base=self.post_url, redirect=redirect)
+            )
+            found["read_url"] = redirect(self.post_url)
+        return found
 
     def compose_preview(self, email: str) -> EmailMultiAlternatives:
         """The email as a subscriber gets it, to ``email``, with links that change nothing.
@@ -104,14 +130,19 @@ class NewsletterComposer:
         )
         return self._message(email, links, make_msgid(f"post-{self.post.id}.preview", host))
 
-    def _message(self, email: str, links: Links, msgid: str) -> EmailMultiAlternatives:
+    def _message(
+        self, email: str, links: Links, msgid: str, tracking: Mapping[str, Any] | None = None
+    ) -> EmailMultiAlternatives:
         context = {
             "post": self.post,
             "post_url": self.post_url,
+            "read_url": self.post_url,
             "body_html": self.body_html,
             "site_title": self.site_title,
             "site_url": self.config["SITE_URL"],
             "links": links,
+            "pixel_url": None,
+            **(tracking or {}),
         }
         return html_email(
             subject=self.post.title,

@@ -157,3 +157,34 @@ class Delivery(Model):
 
     def __repr__(self) -> str:
         return f"<Delivery {self.id} send={self.send_id} {self.status}>"
+
+
+class EmailOpen(Model):
+    """The first time one delivery's tracking pixel was loaded (only with STATS_EMAIL_OPENS).
+
+    One row per delivery at most: later loads change nothing.  No address, no
+    user agent: the delivery and the time are all there is.
+    """
+
+    __tablename__ = "newsletter_opens"
+
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("newsletter_deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    opened_at: Mapped[datetime]
+
+
+class EmailClick(Model):
+    """One delivery's clicks on one link of its email (only with STATS_EMAIL_CLICKS)."""
+
+    __tablename__ = "newsletter_clicks"
+    __table_args__ = (UniqueConstraint("delivery_id", "link_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("newsletter_deliveries.id", ondelete="CASCADE")
+    )
+    link_key: Mapped[str] = mapped_column(String(32))  # a digest of url, for the unique key
+    url: Mapped[str] = mapped_column(Text)
+    clicks: Mapped[int] = mapped_column(Integer, default=1)  # every click, the first included
+    first_at: Mapped[datetime]

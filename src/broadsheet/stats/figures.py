@@ -21,7 +21,14 @@ from broadsheet.content.models import Post, PostAuthor
 from broadsheet.content.services import load_post
 from broadsheet.errors import Forbidden, Invalid
 from broadsheet.extensions import DbSession
-from broadsheet.newsletter.models import Delivery, DeliveryStatus, Send, Subscriber
+from broadsheet.newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    EmailClick,
+    EmailOpen,
+    Send,
+    Subscriber,
+)
 from broadsheet.stats.models import DayViews, SiteDay, Top
 from broadsheet.stats.ranking import KINDS, PERIODS, TOP, Ranked, top_referrers
 
@@ -29,6 +36,7 @@ __all__ = ["PERIODS", "Dashboard", "PostFigures", "Ranked", "dashboard", "post_f
 
 # An unsubscribe within this long of receiving a post's email is put down to that email.
 UNSUBSCRIBE_WINDOW = timedelta(days=7)
+LINKS_SHOWN = 50  # an email's most clicked links, in its clicks-per-link table
 
 
 @dataclass(frozen=True)
@@ -73,11 +81,20 @@ class Dashboard:
 
 
 @dataclass(frozen=True)
+class LinkClicks:
+    url: str
+    readers: int  # deliveries that clicked it at least once
+    clicks: int  # every click
+
+
+@dataclass(frozen=True)
 class EmailResults:
     recipients: int
     delivered: int
     failed: int
     unsubscribes: int
+    opens: int | None = None  # unique opens; None: STATS_EMAIL_OPENS off
+    links: list[LinkClicks] | None = None  # None: STATS_EMAIL_CLICKS off
 
 
 @dataclass(frozen=True)
@@ -245,7 +262,30 @@ def _may_see(actor: Actor, post: Post) -> bool:
     return can(actor, Action.VIEW_ADMIN) and actor.id is not None and actor.id in post.author_ids
 
 
-def _email_results(session: DbSession, post_id: int) -> EmailResults | None:
+def _opens(session: DbSession, send_id: int) -> int:
+    in_send = select(Delivery.id).where(Delivery.send_id == send_id)
+    count = session.scalar(
+        select(func.count()).select_from(EmailOpen).where(EmailOpen.delivery_id.in_(in_send))
+    )
+    return int(count or 0)
+
+
+def _links(session: DbSession, send_id: int) -> list[LinkClicks]:
+    readers, clicks = func.count(EmailClick.id), func.sum(EmailClick.clicks)
+    rows = session.execute(
+        select(EmailClick.url, readers, clicks)
+        .join(Delivery, Delivery.id == EmailClick.delivery_id)
+        .where(Delivery.send_id == send_id)
+        .group_by(EmailClick.url)
+        .order_by(readers.desc(), clicks.desc(), EmailClick.url)
+        .limit(LINKS_SHOWN)
+    )
+    return [LinkClicks(str(url), int(n), int(total)) for url, n, total in rows]
+
+
+def _email_results(
+    session: DbSession, post_id: int, *, opens: bool, clicks: bool
+) -> EmailResults | None:
     send = session.scalar(select(Send).where(Send.post_id == post_id))
     if send is None:
         return None
@@ -274,13 +314,25 @@ def _email_results(session: DbSession, post_id: int) -> EmailResults | None:
         delivered=counts.get(DeliveryStatus.SENT, 0),
         failed=counts.get(DeliveryStatus.FAILED, 0),
         unsubscribes=unsubscribes,
+        opens=_opens(session, send.id) if opens else None,
+        links=_links(session, send.id) if clicks else None,
     )
 
 
 def post_figures(
-    session: DbSession, post_id: int, *, actor: Actor, days: int, now: datetime
+    session: DbSession,
+    post_id: int,
+    *,
+    actor: Actor,
+    days: int,
+    now: datetime,
+    email_opens: bool = False,
+    email_clicks: bool = False,
 ) -> PostFigures:
     """One post's views per day, its referrers, and its email's results if it was emailed.
+
+    ``email_opens`` and ``email_clicks`` (the STATS_EMAIL_* settings) add the
+    send's unique opens and its clicks per link.
 
     Raises NotFound for no such post, Forbidden unless the actor may see the
     whole site's figures or wrote the post, Invalid for a period not offered.
@@ -300,5 +352,5 @@ def post_figures(
         last=last,
         daily=daily,
         referrers=top_referrers(session, where),
-        email=_email_results(session, post.id),
+        email=_email_results(session, post.id, opens=email_opens, clicks=email_clicks),
     )

@@ -103,10 +103,23 @@ def post_tables(figures: PostFigures) -> list[Table]:
             Table(
                 "email",
                 "The post's email",
-                ["recipients", "delivered", "failed", "unsubscribes"],
-                [[email.recipients, email.delivered, email.failed, email.unsubscribes]],
+                ["recipients", "delivered", "failed", "unsubscribes"]
+                + (["unique opens"] if email.opens is not None else []),
+                [
+                    [email.recipients, email.delivered, email.failed, email.unsubscribes]
+                    + ([email.opens] if email.opens is not None else [])
+                ],
             )
         )
+        if email.links is not None:
+            tables.append(
+                Table(
+                    "links",
+                    "Clicks per link in the email",
+                    ["link", "readers", "clicks"],
+                    [[link.url, link.readers, link.clicks] for link in email.links],
+                )
+            )
     return tables
 
 
