@@ -108,7 +108,8 @@ def _display_copy(image: PILImage.Image, original_format: str) -> Made:
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if image.has_transparency_data else "RGB")
     if image.width > DISPLAY_WIDTH:
-        image.thumbnail((DISPLAY_WIDTH, image.height), PILImage.Resampling.BICUBIC)
+        # Bilinear: a preview seen for seconds; it takes half the time bicubic does.
+        image.thumbnail((DISPLAY_WIDTH, image.height), PILImage.Resampling.BILINEAR)
     image.info = {"icc_profile": icc} if icc else {}
     fmt = "JPEG" if original_format == "JPEG" else "WEBP"
     return Made(fmt, image.width, image.height, _encode(_for_format(image, fmt), fmt))
