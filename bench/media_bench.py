@@ -5,7 +5,8 @@ Broadsheet and ``bench/hello_app.py`` under gunicorn exactly as ``bench/run_benc
 starts them (its helpers are imported, not copied):
 
 1. upload: times ``POST /api/v1/admin/images/`` of a 24-megapixel JPEG (6000 x 4000) with a
-   bearer token, end to end over HTTP; the work is only queued (target ≤ 300 ms, median);
+   bearer token, end to end over HTTP; the variants are only queued, the request checks
+   the file and makes its 1200-px display copy (target ≤ 300 ms, median);
 2. processing: times the worker's Pillow work on that JPEG, every variant (480, 960,
    1200, 1600, 2400 wide, WebP and JPEG) made and written to the store, in this process
    (target ≤ 1.5 s, median);

@@ -160,9 +160,11 @@ def test_an_upload_answers_at_once_and_the_worker_makes_clean_variants(
     assert re.fullmatch(
         r"!\[A red wall\]\(/media/images/[\w-]{16}/photo\.jpg\)", answer["markdown"]
     )
-    # Nothing with metadata is ever served: the address waits for the variants.
-    assert staff.get(answer["url"]).status_code == 503
-    assert [k.split("/")[0] for k in stored(store)] == ["incoming"]
+    # Nothing with metadata is ever served: the address shows a clean display copy until then.
+    early = staff.get(answer["url"])
+    assert early.status_code == 302
+    assert early.headers["Location"].startswith("/media/v/")
+    assert sorted(k.split("/")[0] for k in stored(store)) == ["incoming", "v"]
 
     assert process_image.run(answer["id"]) is True
     db.session.expire_all()
@@ -195,6 +197,104 @@ def test_an_upload_answers_at_once_and_the_worker_makes_clean_variants(
     # Processing again (a message delivered twice) changes nothing.
     assert process_image.run(answer["id"]) is False
     assert len(media.variants_of(db.session, image)) == 4
+
+
+def fetched(client: FlaskClient, address: str) -> tuple[str, PILImage.Image, bytes]:
+    """Where ``address`` leads, and the picture found there."""
+    moved = client.get(address)
+    assert moved.status_code == 302, moved.status_code
+    location = moved.headers["Location"]
+    served = client.get(location)
+    assert served.status_code == 200
+    data = served.data
+    served.close()
+    return location, PILImage.open(io.BytesIO(data)), data
+
+
+def test_right_after_upload_the_address_shows_a_clean_turned_display_copy(
+    staff: FlaskClient, store: FolderStore
+) -> None:
+    # 3000 x 2000 as stored, turned a quarter by its EXIF: shown 2000 wide and 3000 high.
+    image = uploaded(staff, pictures.jpeg_with_gps(3000, 2000, orientation=6), name="cliff.jpg")
+    address = media.image_address(image)
+    reader = staff.application.test_client()
+    moved = reader.get(address)
+    assert moved.status_code == 302
+    # Briefly cacheable only: the address moves to the variants within seconds.
+    assert moved.headers["Cache-Control"] == "public, max-age=5"
+    location, picture, data = fetched(reader, address)
+    assert picture.format == "JPEG"
+    assert pictures.has_metadata(data) == []
+    assert picture.getexif() == {}
+    assert picture.width <= 1200
+    assert picture.size == (1200, 1800)  # turned: taller than wide, as readers see it
+    # The blue corner was top left as stored; a quarter turn clockwise puts it top right.
+    rgb = picture.convert("RGB")
+    top_right, top_left = rgb.getpixel((1190, 10)), rgb.getpixel((10, 10))
+    assert isinstance(top_right, tuple)
+    assert isinstance(top_left, tuple)
+    assert top_right[2] > 150 > top_right[0]
+    assert top_left[0] > 150 > top_left[2]
+
+    # Once processed, the address leads to the variants and the display copy is gone.
+    assert process_image.run(image.id) is True
+    db.session.expire_all()
+    variants = {v.key for v in media.variants_of(db.session, image)}
+    after, _picture, _data = fetched(reader, address)
+    assert after.removeprefix("/media/") in variants
+    assert reader.get(address).headers["Cache-Control"] == "public, max-age=300"
+    assert set(stored(store)) == variants
+    assert location.removeprefix("/media/") not in variants
+    assert reader.get(location).status_code == 404
+
+
+def test_a_png_shows_as_a_small_webp_keeping_its_transparency_until_processed(
+    staff: FlaskClient, store: FolderStore
+) -> None:
+    image = uploaded(staff, pictures.png(2400, 1000), name="chart.png")
+    _location, picture, data = fetched(staff.application.test_client(), media.image_address(image))
+    assert (picture.format, picture.size, picture.mode) == ("WEBP", (1200, 500), "RGBA")
+    assert pictures.has_metadata(data) == []
+    # The admin's page of the image shows it too, saying the sizes are being made.
+    page = staff.get(f"/admin/media/{image.id}/").text
+    assert 'class="media-preview" src="/media/v/' in page
+    assert "Its sizes are being made" in page
+    assert "Sizes (" not in page
+
+
+def test_deleting_a_pending_image_removes_its_display_copy(
+    staff: FlaskClient, store: FolderStore
+) -> None:
+    image = uploaded(staff, pictures.jpeg_with_gps(), name="gone.jpg")
+    assert sorted(k.split("/")[0] for k in stored(store)) == ["incoming", "v"]
+    token = csrf_token(staff.get(f"/admin/media/{image.id}/").text)
+    image_id = image.id
+    assert (
+        staff.post(f"/admin/media/{image_id}/delete", data={"csrf_token": token}).status_code == 302
+    )
+    db.session.expire_all()
+    assert db.session.get(Image, image_id) is None
+    assert stored(store) == []
+    assert db.session.scalar(select(func.count()).select_from(ImageVariant)) == 0
+
+
+def test_a_replace_shows_the_new_pictures_display_copy_at_once(
+    staff: FlaskClient, store: FolderStore
+) -> None:
+    image = processed(staff, pictures.png(640, 480), name="chart.png")
+    old = {v.key for v in media.variants_of(db.session, image)}
+    token = csrf_token(staff.get(f"/admin/media/{image.id}/").text)
+    response = staff.post(
+        f"/admin/media/{image.id}/replace",
+        data={"csrf_token": token, "file": (io.BytesIO(pictures.jpeg_with_gps(900, 600)), "n.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    _where, picture, data = fetched(staff.application.test_client(), media.image_address(image))
+    assert (picture.format, picture.size) == ("JPEG", (900, 600))
+    assert pictures.has_metadata(data) == []
+    assert not old & set(stored(store))  # the old picture's files went with the replace
 
 
 def test_a_post_shows_its_images_responsive_sized_and_lazy_below_the_first(

@@ -101,10 +101,18 @@ def test_images_go_to_the_bucket_clean_and_immutable_and_pages_point_there(
     )  # fmt: skip
     assert created.status_code == 201, created.text
     image = created.json["image"]
-    (source,) = _keys(bucket)
+    source, display = _keys(bucket)
     assert source.startswith("incoming/")
     # The upload as it came (GPS and all) is not for readers, even before it is processed.
     assert requests.get(f"{s3_endpoint}/{BUCKET}/{source}", timeout=10).status_code == 403
+    # Its display copy is: the address leads there until the variants are made.
+    moved = client.get(image["url"].removeprefix("https://blog.example.com"))
+    assert moved.status_code == 302
+    assert moved.headers["Location"] == f"{s3_endpoint}/{BUCKET}/{display}"
+    early = requests.get(moved.headers["Location"], timeout=10)
+    assert early.status_code == 200
+    assert pictures.has_metadata(early.content) == []
+    assert PILImage.open(io.BytesIO(early.content)).size == (1000, 700)
 
     assert process_image.run(image["id"]) is True
     keys = _keys(bucket)

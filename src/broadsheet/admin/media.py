@@ -21,7 +21,7 @@ from broadsheet.extensions import db, utcnow
 from broadsheet.media import services as media
 from broadsheet.media.models import Image, ImageState
 from broadsheet.media.rendering import shown
-from broadsheet.media.storage import current_store
+from broadsheet.media.storage import Store, current_store
 
 PICKER_SIZE = 100  # the newest images the feature-image picker offers
 
@@ -110,14 +110,24 @@ def _form_errors(form: ImageUploadForm) -> str:
     return "; ".join(f"{name}: {', '.join(errors)}" for name, errors in form.errors.items())
 
 
+def _preview(image: Image, store: Store) -> str | None:
+    """The picture the page shows: a variant, or while they are made the display copy."""
+    if image.is_ready:
+        return shown(image, store, "", at_most=960).src
+    if image.state is ImageState.PENDING:
+        display = media.variants_of(db.session, image)
+        return store.url(display[-1].key) if display else None
+    return None
+
+
 def _image_page(image: Image, status: int = 200, **forms: Any) -> ResponseReturnValue:
     store = current_store()
     return page(
         "media_image.html",
         status,
         image=image,
-        preview=shown(image, store, "", at_most=960).src if image.is_ready else None,
-        variants=media.variants_of(db.session, image),
+        preview=_preview(image, store),
+        variants=media.variants_of(db.session, image) if image.is_ready else [],
         address=media.image_address(image),
         markdown=media.markdown_for(image),
         posts=media.using_posts(db.session, image),

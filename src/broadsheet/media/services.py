@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,8 +27,15 @@ from broadsheet.content.models import Post
 from broadsheet.errors import Conflict, Forbidden, Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.media import processing
-from broadsheet.media.models import MIMETYPES, Image, ImageState, ImageUsage, ImageVariant
-from broadsheet.media.storage import SOURCE_PREFIX, Store
+from broadsheet.media.models import (
+    EXTENSIONS,
+    MIMETYPES,
+    Image,
+    ImageState,
+    ImageUsage,
+    ImageVariant,
+)
+from broadsheet.media.storage import SOURCE_PREFIX, VARIANT_PREFIX, Store
 
 UNUSED_GRACE = timedelta(days=1)  # an upload no post uses yet may still be on its way in
 WRITTEN = "broadsheet.media.written"  # keys this transaction wrote: removed if it rolls back
@@ -84,6 +91,38 @@ def _write_source(session: DbSession, store: Store, key: str, data: bytes, fmt: 
     session.info["broadsheet.media.store"] = store
 
 
+def variant_key(data: bytes, fmt: str) -> str:
+    """A variant's name in the store: its bytes' hash (the same bytes, the same file)."""
+    digest = hashlib.sha256(data).hexdigest()[:40]
+    return f"{VARIANT_PREFIX}{digest[:2]}/{digest}.{EXTENSIONS[fmt]}"
+
+
+def _write_display_copy(
+    session: DbSession, store: Store, image: Image, display: processing.Made,
+    kept: Collection[str] = (),
+) -> None:  # fmt: skip
+    """Store the upload's display copy as the pending image's one variant row: its address
+    shows it until the worker's variants replace it (and removes it then, or on a delete)."""
+    key = variant_key(display.data, display.format)
+    shared = session.scalar(select(ImageVariant.id).where(ImageVariant.key == key).limit(1))
+    store.put(key, display.data, MIMETYPES[display.format])
+    if (
+        shared is None and key not in kept
+    ):  # a file another image also shows is not removed if this rolls back
+        session.info.setdefault(WRITTEN, []).append(key)
+        session.info["broadsheet.media.store"] = store
+    session.add(
+        ImageVariant(
+            image_id=image.id,
+            format=display.format,
+            width=display.width,
+            height=display.height,
+            key=key,
+            byte_size=len(display.data),
+        )
+    )
+
+
 def upload_image(
     session: DbSession,
     data: bytes,
@@ -124,6 +163,8 @@ def upload_image(
     _write_source(session, store, source, data, found.format)
     session.add(image)
     session.flush()
+    _write_display_copy(session, store, image, found.display)
+    session.flush()
     queue.enqueue_after_commit(session, "broadsheet.process_image", image.id)
     return image
 
@@ -147,7 +188,7 @@ def replace_image(
     limits: Limits,
 ) -> Image:
     """Put new bytes behind ``image``'s address: every post using it shows the new picture
-    once the worker has made its variants (the old ones until then).  Same checks as an
+    (its display copy, then its variants once the worker has made them).  Same checks as an
     upload; the uploader or an editor may replace.  Flushes, never commits."""
     _may_change(actor, image)
     found = _check(data, limits)
@@ -155,6 +196,14 @@ def replace_image(
     _write_source(session, store, source, data, found.format)
     if image.source_key:
         free_after_commit(session, store, [image.source_key])
+    # The old variants make way for the new picture's display copy.
+    old = {v.key for v in variants_of(session, image)}
+    session.execute(delete(ImageVariant).where(ImageVariant.image_id == image.id))
+    session.expire(image, ["variants"])
+    _write_display_copy(session, store, image, found.display, kept=old)
+    session.flush()
+    shared = set(session.scalars(select(ImageVariant.key).where(ImageVariant.key.in_(old))))
+    free_after_commit(session, store, sorted(old - shared))
     image.source_key = source
     image.content_hash = hashlib.sha256(data).hexdigest()
     image.format, image.width, image.height = found.format, found.width, found.height

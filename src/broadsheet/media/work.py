@@ -9,7 +9,6 @@ before the work starts, so an image that kills its worker every time ends
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime, timedelta
 
@@ -18,9 +17,9 @@ from sqlalchemy import delete, select
 from broadsheet import queue
 from broadsheet.extensions import DbSession
 from broadsheet.media import processing
-from broadsheet.media.models import EXTENSIONS, MIMETYPES, Image, ImageState, ImageVariant
-from broadsheet.media.services import Limits, free_after_commit
-from broadsheet.media.storage import VARIANT_PREFIX, Store
+from broadsheet.media.models import MIMETYPES, Image, ImageState, ImageVariant
+from broadsheet.media.services import Limits, free_after_commit, variant_key
+from broadsheet.media.storage import Store
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
@@ -47,11 +46,6 @@ def _fail(image: Image, reason: str, now: datetime) -> None:
     image.state = ImageState.FAILED
     image.error = reason
     image.updated_at = now
-
-
-def variant_key(data: bytes, fmt: str) -> str:
-    digest = hashlib.sha256(data).hexdigest()[:40]
-    return f"{VARIANT_PREFIX}{digest[:2]}/{digest}.{EXTENSIONS[fmt]}"
 
 
 def process(

@@ -2,9 +2,11 @@
 
 ``/media/images/<uid>/<name>`` is what posts hold: it redirects to the image's
 widest variant in its own format (wherever the store keeps it), briefly
-cacheable, since a replace can change it.  ``/media/v/…`` serves the folder
-store's variants, named by their bytes' hash and so cacheable for a year;
-with S3 (or MEDIA_PUBLIC_URL) readers fetch those from there instead.
+cacheable, since a replace can change it; while the variants are being made,
+to the display copy made at upload (metadata stripped), for a few seconds only.
+``/media/v/…`` serves the folder store's variants, named by their bytes' hash
+and so cacheable for a year; with S3 (or MEDIA_PUBLIC_URL) readers fetch those
+from there instead.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from broadsheet.media.storage import (
 
 bp = Blueprint("media", __name__)
 ADDRESS_MAX_AGE = 300
+PENDING_MAX_AGE = 5  # the address moves to the variants within seconds
 MIMETYPE_OF = {ext: MIMETYPES[fmt] for fmt, ext in EXTENSIONS.items()}
 
 
@@ -44,7 +47,13 @@ def image(uid: str, name: str) -> BaseResponse:
     if found is None or found.state is ImageState.FAILED:
         abort(404)
     if not found.is_ready:
-        # The variants come within seconds; the upload itself (metadata and all) is never served.
+        # The upload itself (metadata and all) is never served: its display copy is, until
+        # the variants come (seconds).  An image uploaded before display copies waits.
+        if found.variants:
+            early = redirect(current_store().url(found.variants[-1].key), 302)
+            early.cache_control.public = True
+            early.cache_control.max_age = PENDING_MAX_AGE
+            return early
         busy = Response("The image is being processed; try again in a moment.", 503)
         busy.headers["Retry-After"] = "2"
         busy.cache_control.no_store = True
