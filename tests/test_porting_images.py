@@ -4,6 +4,7 @@ keeps its address and the report says why."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -18,7 +19,7 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
-from broadsheet.accounts.models import User
+from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post
 from broadsheet.extensions import db
@@ -26,12 +27,13 @@ from broadsheet.media.models import Image
 from broadsheet.media.services import ADDRESS
 from broadsheet.media.storage import current_store
 from broadsheet.media.tasks import process_image
-from broadsheet.porting import images
+from broadsheet.porting import images, tasks
 from broadsheet.porting import services as porting
 from broadsheet.porting.models import ImportItem, ImportJob, JobStatus
 from tests import media_images as pictures
 from tests.conftest import NOW
 from tests.porting_support import start
+from tests.staff import PASSWORD, csrf_token, separate_client, sign_in
 
 PNG = pictures.png(320, 200)
 JPEG = pictures.jpeg_with_gps(400, 300)
@@ -312,3 +314,37 @@ def test_private_addresses_are_refused_unless_allowed(app: Flask, old_site: OldS
     small = images.Fetching.from_config({**app.config, "MEDIA_MAX_BYTES": 100}, current_store())
     with pytest.raises(images.FetchFailed, match="too big"):
         images.download(f"{old_site.url}/wp-content/uploads/cover.png", small)
+
+
+def test_the_admin_takes_the_old_sites_address_and_its_worker_fetches_from_there(
+    app: Flask, make_user: Any, old_site: OldSite, tmp_path: Path
+) -> None:
+    client = separate_client(app)
+    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    sign_in(client, admin.email)
+    export = ghost(tmp_path / "ghost.json", "g3").read_bytes()
+
+    def upload(old: str) -> Any:
+        token = csrf_token(client.get("/admin/import/").text)
+        return client.post(
+            "/admin/import/",
+            data={"csrf_token": token, "old_site": old, "file": (io.BytesIO(export), "g.json")},
+            content_type="multipart/form-data",
+        )
+
+    refused = upload("javascript:alert(1)")
+    assert refused.status_code == 422
+    assert "give the old site&#39;s address" in refused.text
+    assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+    taken = upload(old_site.url)
+    assert taken.status_code == 302
+    job = db.session.scalars(select(ImportJob)).one()
+    porting.confirm_import(db.session, job, actor=admin, now=NOW)
+    db.session.commit()
+    assert tasks.run_import(job.id) == "done"  # what the worker does with the queued task
+    db.session.expire_all()
+    assert old_site.requests == ["/content/images/ghost.png"]
+    assert ADDRESS.match(_post("ghostly-g3").feature_image or "")
+    report = client.get(f"/admin/import/{job.id}/report.txt").text
+    assert "Images downloaded into the media library: 1." in report

@@ -65,7 +65,9 @@ from broadsheet.settings.services import site_settings, update_site_settings
 from broadsheet.slugs import make_slug
 
 BATCH = 200
-BATCH_FETCHING = 20  # posts a batch holds when their images are downloaded (a slice stays short)
+# Posts a batch holds while their images are being downloaded, so that a worker's slice stays
+# short: a run starts with such batches and goes back to BATCH after one that fetched nothing.
+BATCH_FETCHING = 20
 IMAGES = "web"  # the import items' source for fetched images: one download per address, ever
 LISTED = 200  # how many skipped rows, clashes and kept images a report lists by name
 
@@ -139,8 +141,9 @@ class Writer:
         self.source = source
         self.fetching = fetching
         self.fetched: dict[str, str] = {}  # an image's address in the file → the post's
-        self.down: set[str] = set()  # hosts (and ports) that did not answer: not asked again this run
+        self.down: set[str] = set()  # host:port that did not answer: not asked again this run
         self.batch = BATCH if fetching is None else BATCH_FETCHING
+        self.downloads = 0  # downloads tried (each address once)
         self.report = Report()
         self.users: dict[str, int] = {}  # author key → user id
         self.tags: dict[str, tuple[int, str]] = {}  # tag key → (tag id, name)
@@ -191,9 +194,12 @@ class Writer:
             if isinstance(record, PostRecord):
                 posts.append(record)
                 if len(posts) >= self.batch:
+                    tried = self.downloads
                     if self._posts(posts):
                         yield done
                     posts = []
+                    if self.fetching is not None:
+                        self.batch = BATCH_FETCHING if self.downloads > tried else BATCH
             elif isinstance(record, SubscriberRecord):
                 subscribers.append(record)
                 if len(subscribers) >= BATCH:
@@ -460,6 +466,7 @@ class Writer:
             self.fetched[url] = images.keep(url, self.report, reason)
             return url
         else:
+            self.downloads += 1
             try:
                 data, name = images.download(source, self.fetching)
                 image = upload_image(self.session, data, name=name, actor=self.actor,
