@@ -67,6 +67,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/editor_bench.py
 	$(BIN)/python bench/media_bench.py
 	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/import_images_bench.py
 	$(BIN)/python bench/stats_bench.py
 
 # Ten minutes (--minutes) of mixed traffic on a PostgreSQL cluster and a RabbitMQ node of its
