@@ -235,7 +235,9 @@ def test_what_cannot_be_fetched_keeps_its_address_and_is_listed(
     gone = f"http://127.0.0.1:{_closed_port()}/wp-content/uploads/gone.png"
     missing, page, fake = f"{site}/missing.png", f"{site}/page.jpg", f"{site}/fake.png"
     ftp = "ftp://files.example.com/old.png"
-    body = "".join(f'<p><img src="{url}" alt="x"></p>' for url in (missing, page, fake, ftp))
+    broken = "http://[::1/broken.png"
+    unfetchable = (missing, page, fake, ftp, broken)
+    body = "".join(f'<p><img src="{url}" alt="x"></p>' for url in unfetchable)
     moved = f'<p>Moved <img src="{site}/moved.png" alt="m"></p>'
     path = wxr(tmp_path / "broken.xml", site, [(1, body, gone), (2, moved, "")])
     job = run(path, tmp_path / "jobs")
@@ -247,10 +249,11 @@ def test_what_cannot_be_fetched_keeps_its_address_and_is_listed(
     assert kept[page] == "not an image (text/html)"
     assert kept[fake].startswith("refused by the media library")
     assert kept[ftp] == "not an http or https address"
-    assert (job.report or {})["images_kept_count"] == 5
+    assert kept[broken] == "not an http or https address"
+    assert (job.report or {})["images_kept_count"] == 6
     first = _post("post-1")
     assert first.feature_image == gone
-    for url in (missing, page, fake, ftp):
+    for url in unfetchable:
         assert url in first.markdown
     # A redirect on the old site is followed.
     assert (job.report or {})["images_fetched"] == 1

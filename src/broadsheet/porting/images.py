@@ -88,7 +88,7 @@ def fetching_for(config: Mapping[str, Any], store: Store) -> Fetching | None:
 
 def keep(url: str, report: Listing, reason: str = "image downloads are off") -> str:
     """The URL a post should use for an image that is not fetched; listed in the report."""
-    report.image(url, reason)
+    report.image(url if len(url) <= 500 else url[:500] + "…", reason)
     return url
 
 
@@ -101,7 +101,10 @@ def where_from(url: str, old_site: str | None) -> str | None:
         url = url[len("__GHOST_URL__") :] or "/"
     if url.startswith("/"):
         return urljoin(old_site.rstrip("/") + "/", url.lstrip("/")) if old_site else None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # such as a broken IPv6 address
+        return None
     return url if parts.scheme in ("http", "https") and parts.hostname else None
 
 
@@ -137,7 +140,10 @@ def download(url: str, fetching: Fetching) -> tuple[bytes, str]:
     with requests.Session() as http:
         http.trust_env = False  # no proxy from the environment: the address checked is the one
         for _hop in range(MAX_REDIRECTS + 1):
-            parts = urlsplit(url)
+            try:
+                parts = urlsplit(url)
+            except ValueError:
+                raise FetchFailed("refused: not a valid address") from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise FetchFailed("refused: only http and https addresses are fetched")
             try:

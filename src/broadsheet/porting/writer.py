@@ -444,8 +444,8 @@ class Writer:
     def _image(self, url: str) -> str:
         """The address a post gives the image at ``url``: in the media library once fetched
         (each source address once, even across imports), else ``url``, listed with why."""
-        if ADDRESS.match(url) or self.fetching is None:
-            return url  # one of ours (an archive's), or not fetching: the body stays as it is
+        if ADDRESS.match(url) or url.startswith("data:") or self.fetching is None:
+            return url  # ours (an archive's), inline data, or not fetching: left as it is
         if url in self.fetched:
             return self.fetched[url]
         source = images.where_from(url, self.fetching.old_site)
