@@ -345,8 +345,11 @@ def test_the_admin_takes_the_old_sites_address_and_its_worker_fetches_from_there
     job = db.session.scalars(select(ImportJob)).one()
     porting.confirm_import(db.session, job, actor=admin, now=NOW)
     db.session.commit()
-    assert tasks.run_import(job.id) == "done"  # what the worker does with the queued task
+    # What the worker does with the queued task ("nothing to do" when another test module left
+    # the shared app running tasks eagerly: the commit above ran it; seen on main too).
+    assert tasks.run_import(job.id) in {"done", "nothing to do"}
     db.session.expire_all()
+    assert db.session.get(ImportJob, job.id).status is JobStatus.DONE  # type: ignore[union-attr]
     assert old_site.requests == ["/content/images/ghost.png"]
     assert ADDRESS.match(_post("ghostly-g3").feature_image or "")
     report = client.get(f"/admin/import/{job.id}/report.txt").text
