@@ -67,6 +67,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python bench/editor_bench.py
 	$(BIN)/python bench/media_bench.py
 	$(BIN)/python bench/import_bench.py
+	$(BIN)/python bench/import_images_bench.py
 	$(BIN)/python bench/stats_bench.py
 	$(BIN)/python bench/email_tracking_bench.py
 

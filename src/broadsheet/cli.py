@@ -39,6 +39,7 @@ from broadsheet.extensions import db, utcnow
 from broadsheet.media import services as media_services
 from broadsheet.media.storage import current_store
 from broadsheet.porting import export as porting_export
+from broadsheet.porting import images as porting_images
 from broadsheet.porting import services as porting
 
 
@@ -226,9 +227,16 @@ def register_commands(app: Flask) -> None:
     @cli.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option("--dry-run", is_flag=True, help="Show what would be imported; change nothing.")
-    def import_file(file: Path, dry_run: bool) -> None:
+    @click.option(
+        "--old-site",
+        metavar="URL",
+        default=None,
+        help="The old site's address, to fetch images named by a path alone (Ghost).",
+    )
+    def import_file(file: Path, dry_run: bool, old_site: str | None) -> None:
         """Import a WordPress (WXR), Ghost (JSON), Ghost members or Substack subscribers (CSV)
-        export, or a Broadsheet archive (zip).  Safe to run again: nothing is imported twice."""
+        export, or a Broadsheet archive (zip).  Safe to run again: nothing is imported twice.
+        The posts' images are downloaded into the media library where the old site answers."""
         now = utcnow()
         try:
             with file.open("rb") as upload:
@@ -236,6 +244,7 @@ def register_commands(app: Flask) -> None:
                     db.session, actor=OPERATOR, now=now, upload=upload, filename=file.name,
                     folder=Path(current_app.instance_path) / "imports",
                     max_bytes=current_app.config.get("IMPORT_MAX_BYTES", porting.MAX_IMPORT_BYTES),
+                    old_site=old_site,
                 )  # fmt: skip
         except DomainError as exc:
             db.session.rollback()
@@ -249,7 +258,9 @@ def register_commands(app: Flask) -> None:
         db.session.commit()
         with click.progressbar(length=max(1, job.total), label="Importing") as bar:
             try:
-                for done in porting.run_import(db.session, job, actor=OPERATOR, now=now):
+                fetching = porting_images.fetching_for(current_app.config, current_store())
+                for done in porting.run_import(db.session, job, actor=OPERATOR, now=now,
+                                               fetching=fetching):  # fmt: skip
                     db.session.commit()
                     bar.update(min(done, job.total) - bar.pos)
             except (porting.ImportRefused, DomainError) as exc:

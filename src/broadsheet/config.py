@@ -366,6 +366,12 @@ def _media_settings(
         "MEDIA_MAX_PIXELS", lambda v: _integer(v, 10_000, 500_000_000), 60_000_000
     )
     settings["MEDIA_ROOT"] = str(source.get("MEDIA_ROOT") or instance / "media")
+    # Imports download the images posts refer to (porting/images.py has the rules): off, they
+    # keep their old addresses.  Private and loopback addresses are refused unless
+    # IMPORT_FETCH_PRIVATE is on (or TESTING): an import must not reach the server's network.
+    settings["IMPORT_FETCH_IMAGES"] = read("IMPORT_FETCH_IMAGES", _boolean, True)
+    settings["IMPORT_FETCH_PRIVATE"] = read("IMPORT_FETCH_PRIVATE", _boolean, False)
+    settings["IMPORT_FETCH_TIMEOUT"] = read("IMPORT_FETCH_TIMEOUT", lambda v: _integer(v, 1, 60), 5)
     settings["MEDIA_PUBLIC_URL"] = read("MEDIA_PUBLIC_URL", _site_url, None)
     settings["S3_BUCKET"] = read("S3_BUCKET", _bucket, None)
     settings["S3_ENDPOINT_URL"] = read("S3_ENDPOINT_URL", _site_url, None)

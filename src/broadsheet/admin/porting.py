@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Response, current_app, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.file import FileField, FileRequired
+from wtforms import StringField
 
 from broadsheet.admin.blueprint import bp
 from broadsheet.admin.door import actor, page, show_error
@@ -26,6 +27,11 @@ class ImportForm(Form):
         validators=[FileRequired("Choose a file to import.")],
         description="WordPress (Tools → Export, .xml), Ghost (.json), Ghost members or Substack "
         "subscribers (.csv), or a Broadsheet archive (.zip).",
+    )
+    old_site = StringField(
+        "Old site's address (optional)",
+        description="Such as https://old.example.com: images the export names by a path alone "
+        "(Ghost's) are downloaded from there.",
     )
 
 
@@ -49,6 +55,7 @@ def imports() -> ResponseReturnValue:
             job = porting.start_import(
                 db.session, actor=user, now=utcnow(), upload=upload.stream,
                 filename=upload.filename or "", folder=_folder(), max_bytes=_max_bytes(),
+                old_site=form.old_site.data,
             )  # fmt: skip
             db.session.commit()
         except DomainError as error:

@@ -11,12 +11,14 @@ job's progress is visible and a killed run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import shutil
 from collections.abc import Generator, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -28,6 +30,7 @@ from broadsheet.errors import Invalid, NotFound
 from broadsheet.extensions import DbSession
 from broadsheet.porting.archive import ArchiveReader
 from broadsheet.porting.ghost import GhostReader
+from broadsheet.porting.images import Fetching
 from broadsheet.porting.models import ImportFormat, ImportItem, ImportJob, JobStatus
 from broadsheet.porting.records import (
     AuthorRecord,
@@ -188,15 +191,20 @@ def start_import(
     filename: str,
     folder: Path,
     max_bytes: int = MAX_IMPORT_BYTES,
+    old_site: str | None = None,
 ) -> ImportJob:
     """Keep an uploaded export under ``folder``, read it whole and return a job holding its
     dry-run summary, waiting for confirmation; flushes.  Raises Forbidden, or Invalid (with
-    the file removed and nothing written) when the file cannot be imported."""
+    the file removed and nothing written) when the file cannot be imported.  ``old_site``,
+    the old site's address, is where images named by a path alone are fetched from."""
     require(actor, Action.MANAGE_SETTINGS)
+    old_site = check_old_site(old_site)
     path = _save_upload(upload, folder, max_bytes)
     try:
         kind = detect_format(path)
         summary = summarise(session, read(path, kind))
+        if old_site:
+            summary["old_site"] = old_site
     except ImportRefused as error:
         path.unlink(missing_ok=True)
         raise Invalid({"file": str(error)}, f"The file cannot be imported: {error}.") from None
@@ -216,6 +224,17 @@ def start_import(
     session.add(job)
     session.flush()
     return job
+
+
+def check_old_site(address: str | None) -> str | None:
+    """The old site's address, checked (an absolute http or https URL), or None; Invalid."""
+    address = (address or "").strip()
+    if not address:
+        return None
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(address) > 300:
+        raise Invalid({"old_site": "give the old site's address as https://… (or leave it empty)"})
+    return address.rstrip("/")
 
 
 def find_job(session: DbSession, job_id: int, *, actor: Actor) -> ImportJob:
@@ -243,12 +262,19 @@ def confirm_import(session: DbSession, job: ImportJob, *, actor: Actor, now: dat
 
 
 def run_import(
-    session: DbSession, job: ImportJob, *, actor: Actor, now: datetime
+    session: DbSession,
+    job: ImportJob,
+    *,
+    actor: Actor,
+    now: datetime,
+    fetching: Fetching | None = None,
 ) -> Generator[int, None, None]:
     """Import the job's file, yielding the records done after each batch: the caller commits
     there, so progress shows and a crash loses at most one uncommitted batch.  Idempotent: a
     finished job is a no-op; a job run again (after a killed worker) skips every item the
     earlier runs committed.  A file that fails half-way marks the job failed with the reason.
+    With ``fetching``, the posts' images are downloaded into the media library (see
+    ``porting.images``); without, they keep their addresses and the report lists them.
     """
     require(actor, Action.MANAGE_SETTINGS)
     if job.status is JobStatus.DONE:
@@ -257,7 +283,9 @@ def run_import(
     job.started_at = job.started_at or now
     session.flush()
     yield 0
-    writer = Writer(session, actor=actor, now=now, job_id=job.id)
+    if fetching is not None:
+        fetching = dataclasses.replace(fetching, old_site=(job.summary or {}).get("old_site"))
+    writer = Writer(session, actor=actor, now=now, job_id=job.id, fetching=fetching)
     for done in writer.write(read(Path(job.path), job.format)):
         job.done = max(job.done, min(done, job.total or done))  # a resumed run recounts
         session.flush()
@@ -337,10 +365,14 @@ def describe_report(report: dict[str, Any]) -> str:
         lines.append(f"{report['clash_count']} slug(s) were taken and renamed:")
         lines += _listed([f"{c['wanted']} → {c['given']}" for c in report.get("clashes", [])],
                          report["clash_count"])  # fmt: skip
+    if report.get("images_fetched"):
+        lines.append(f"Images downloaded into the media library: {report['images_fetched']}.")
     if report.get("images_kept_count"):
         lines.append(f"{report['images_kept_count']} image(s) keep their original URL (not "
                      "downloaded):")  # fmt: skip
-        lines += _listed(report.get("images_kept", []), report["images_kept_count"])
+        kept = [k if isinstance(k, str) else f"{k['url']}: {k['reason']}"
+                for k in report.get("images_kept", [])]  # fmt: skip
+        lines += _listed(kept, report["images_kept_count"])
     if report.get("canonical_skipped"):
         lines.append(f"{report['canonical_skipped']} canonical URL(s) skipped (no such field).")
     if report.get("names_skipped"):

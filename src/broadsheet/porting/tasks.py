@@ -6,10 +6,12 @@ import logging
 import time
 
 from celery import shared_task
+from flask import current_app
 
 from broadsheet.errors import DomainError
 from broadsheet.extensions import db, utcnow
-from broadsheet.porting import services
+from broadsheet.media.storage import current_store
+from broadsheet.porting import images, services
 from broadsheet.porting.models import ImportJob, JobStatus
 from broadsheet.porting.records import ImportRefused
 from broadsheet.queue import WAIT_FOR_DATABASE
@@ -37,7 +39,9 @@ def run_import(job_id: int, slice_seconds: float = SLICE_SECONDS) -> str:
     if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.WAITING):
         return "nothing to do"
     started = time.monotonic()
-    steps = services.run_import(session, job, actor=services.job_actor(session, job), now=utcnow())
+    fetching = images.fetching_for(current_app.config, current_store())
+    steps = services.run_import(session, job, actor=services.job_actor(session, job), now=utcnow(),
+                                fetching=fetching)  # fmt: skip
     try:
         for done in steps:
             session.commit()

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 
@@ -41,8 +42,10 @@ from broadsheet.content.redirects import (
 from broadsheet.content.rendering import render_markdown, shorten
 from broadsheet.content.services import RESERVED_SLUGS, check_slug, sync_listing
 from broadsheet.content.tags import MAX_DESCRIPTION, find_or_create_tags
-from broadsheet.errors import DomainError
+from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import DbSession
+from broadsheet.media.models import Image
+from broadsheet.media.services import ADDRESS, image_address, upload_image
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
 from broadsheet.porting import images
 from broadsheet.porting.models import ImportItem
@@ -62,6 +65,10 @@ from broadsheet.settings.services import site_settings, update_site_settings
 from broadsheet.slugs import make_slug
 
 BATCH = 200
+# Posts a batch holds while their images are being downloaded, so that a worker's slice stays
+# short: a run starts with such batches and goes back to BATCH after one that fetched nothing.
+BATCH_FETCHING = 20
+IMAGES = "web"  # the import items' source for fetched images: one download per address, ever
 LISTED = 200  # how many skipped rows, clashes and kept images a report lists by name
 
 
@@ -76,8 +83,9 @@ class Report:
     skipped_count: int = 0
     clashes: list[dict[str, str]] = field(default_factory=list)
     clash_count: int = 0
-    images_kept: list[str] = field(default_factory=list)
+    images_kept: list[dict[str, str]] = field(default_factory=list)  # url, reason
     images_kept_count: int = 0
+    images_fetched: int = 0
     canonical_skipped: int = 0
     names_skipped: int = 0
     redirects: int = 0
@@ -96,10 +104,10 @@ class Report:
         if len(self.clashes) < LISTED:
             self.clashes.append({"kind": kind, "wanted": wanted, "given": given})
 
-    def image(self, url: str) -> None:
+    def image(self, url: str, reason: str) -> None:
         self.images_kept_count += 1
         if len(self.images_kept) < LISTED:
-            self.images_kept.append(url)
+            self.images_kept.append({"url": url, "reason": reason})
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -126,10 +134,16 @@ class Writer:
         now: datetime,
         job_id: int | None,
         source: str = "import",
+        fetching: images.Fetching | None = None,
     ) -> None:
         require(actor, Action.MANAGE_SETTINGS)
         self.session, self.actor, self.now, self.job_id = session, actor, now, job_id
         self.source = source
+        self.fetching = fetching
+        self.fetched: dict[str, str] = {}  # an image's address in the file → the post's
+        self.down: set[str] = set()  # host:port that did not answer: not asked again this run
+        self.batch = BATCH if fetching is None else BATCH_FETCHING
+        self.downloads = 0  # downloads tried (each address once)
         self.report = Report()
         self.users: dict[str, int] = {}  # author key → user id
         self.tags: dict[str, tuple[int, str]] = {}  # tag key → (tag id, name)
@@ -137,23 +151,27 @@ class Writer:
 
     # Items ----------------------------------------------------------------------------------
 
-    def _known(self, kind: str, keys: Iterable[str]) -> dict[str, int | None]:
+    def _known(
+        self, kind: str, keys: Iterable[str], source: str | None = None
+    ) -> dict[str, int | None]:
         keys = list(keys)
         if not keys:
             return {}
         rows = self.session.execute(
             select(ImportItem.source_id, ImportItem.target_id).where(
-                ImportItem.source == self.source,
+                ImportItem.source == (source or self.source),
                 ImportItem.kind == kind,
                 ImportItem.source_id.in_(keys),
             )
         )
         return {row[0]: row[1] for row in rows}
 
-    def _remember(self, kind: str, key: str, target_id: int | None) -> None:
+    def _remember(
+        self, kind: str, key: str, target_id: int | None, source: str | None = None
+    ) -> None:
         self.session.add(
             ImportItem(
-                source=self.source,
+                source=source or self.source,
                 kind=kind,
                 source_id=key[:300],
                 target_id=target_id,
@@ -175,10 +193,13 @@ class Writer:
             # A batch that was all done before (a resumed run) is not a step of its own.
             if isinstance(record, PostRecord):
                 posts.append(record)
-                if len(posts) >= BATCH:
+                if len(posts) >= self.batch:
+                    tried = self.downloads
                     if self._posts(posts):
                         yield done
                     posts = []
+                    if self.fetching is not None:
+                        self.batch = BATCH_FETCHING if self.downloads > tried else BATCH
             elif isinstance(record, SubscriberRecord):
                 subscribers.append(record)
                 if len(subscribers) >= BATCH:
@@ -362,11 +383,13 @@ class Writer:
         if status is PostStatus.PUBLISHED and published is None:
             published = self.now
         markdown = record.body()
+        if self.fetching is not None:
+            markdown = images.rewrite_body(markdown, self._image)
         rendered = render_markdown(markdown)
         excerpt = (record.excerpt or "").strip() or None
         if record.canonical_url:
             self.report.canonical_skipped += 1
-        image = images.keep(record.feature_image, self.report) if record.feature_image else None
+        image = self._feature_image(record.feature_image) if record.feature_image else None
         post = Post(
             kind=PostKind.PAGE if record.kind == "page" else PostKind.POST,
             title=" ".join(record.title.split())[:300] or "(untitled)",
@@ -403,13 +426,74 @@ class Writer:
             select(Post.feature_image).where(Post.id == post_id)
         ):
             return  # not imported, or given its image by an earlier run
-        url = images.keep(record.url, self.report)
+        url = self._feature_image(record.url)
         self.session.execute(
             update(Post)
             .where(Post.id == post_id, Post.feature_image.is_(None))
             .values(feature_image=url[:500])
             .execution_options(synchronize_session=False)
         )
+
+    # Images ---------------------------------------------------------------------------------
+
+    def _feature_image(self, url: str) -> str:
+        if self.fetching is None:
+            return images.keep(url, self.report)
+        return self._image(url)
+
+    def _image(self, url: str) -> str:
+        """The address a post gives the image at ``url``: in the media library once fetched
+        (each source address once, even across imports), else ``url``, listed with why."""
+        if ADDRESS.match(url) or url.startswith("data:") or self.fetching is None:
+            return url  # ours (an archive's), inline data, or not fetching: left as it is
+        if url in self.fetched:
+            return self.fetched[url]
+        source = images.where_from(url, self.fetching.old_site)
+        if source is None:
+            reason = ("a path on the old site, whose address the import was not given"
+                      if url.lstrip().startswith(("/", "__GHOST_URL__"))
+                      else "not an http or https address")  # fmt: skip
+            self.fetched[url] = images.keep(url, self.report, reason)
+            return url
+        key = images.item_key(source)
+        image_id = self._known("image", [key], source=IMAGES).get(key)
+        image = self.session.get(Image, image_id) if image_id is not None else None
+        host = urlsplit(source).netloc
+        if image is not None:
+            self.report.count(self.report.already_imported, "images")
+        elif host in self.down:
+            reason = f"unreachable: {host} did not answer for an earlier image"
+            self.fetched[url] = images.keep(url, self.report, reason)
+            return url
+        else:
+            self.downloads += 1
+            try:
+                data, name = images.download(source, self.fetching)
+                image = upload_image(self.session, data, name=name, actor=self.actor,
+                                     now=self.now, store=self.fetching.store,
+                                     limits=self.fetching.limits)  # fmt: skip
+            except images.FetchFailed as failed:
+                if failed.unreachable:
+                    self.down.add(host)
+                self.fetched[url] = images.keep(url, self.report, str(failed))
+                return url
+            except Invalid as refused:
+                reason = "refused by the media library: " + refused.fields.get("file", str(refused))
+                self.fetched[url] = images.keep(url, self.report, reason)
+                return url
+            if image_id is None:
+                self._remember("image", key, image.id, source=IMAGES)
+            else:  # the image fetched before was deleted since: this one takes its place
+                self.session.execute(
+                    update(ImportItem)
+                    .where(ImportItem.source == IMAGES, ImportItem.kind == "image",
+                           ImportItem.source_id == key)
+                    .values(target_id=image.id)
+                    .execution_options(synchronize_session=False)
+                )  # fmt: skip
+            self.report.images_fetched += 1
+        self.fetched[url] = image_address(image)
+        return self.fetched[url]
 
     def _redirect(self, record: RedirectRecord) -> None:
         if record.post_key is not None:
