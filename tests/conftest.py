@@ -104,6 +104,10 @@ def app(
             base_config(tmp_path_factory.mktemp("instance"), database_url)
         )
     app = _apps[database_url]
+    # Shared tasks called directly run in the default Celery app, and every create_app makes
+    # its own the default: a test that made another app must not send this one's tasks there.
+    app.extensions["celery"].set_default()
+    app.extensions["celery"].set_current()
     with app.app_context():
         yield app
         db.session.remove()

@@ -29,6 +29,7 @@ ALLOWED: dict[Action, set[Role]] = {
     Action.MANAGE_SUBSCRIBERS: {AD, OW},
     Action.MANAGE_STAFF: {AD, OW},
     Action.MANAGE_SETTINGS: {AD, OW},
+    Action.VIEW_SITE_STATS: {E, AD, OW},
     Action.TRANSFER_OWNERSHIP: {OW},
 }
 
