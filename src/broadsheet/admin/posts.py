@@ -186,14 +186,7 @@ def _apply(
 def _initial(post: Post, settings: SiteSettings, now: datetime) -> dict[str, Any]:
     scheduled = post.status is PostStatus.SCHEDULED and post.published_at is not None
     return {
-        "title": post.title,
-        "slug": post.slug,
-        "markdown": post.markdown,
-        "tags": ", ".join(tag.name for tag in post.tags),
-        "excerpt": post.custom_excerpt or "",
-        "featured": post.featured,
-        "meta_title": post.meta_title or "",
-        "meta_description": post.meta_description or "",
+        **editing.saved_fields(post),
         "publish_at": settings.to_local(post.published_at).replace(tzinfo=None)
         if scheduled and post.published_at
         else next_quarter_hour(now, settings),

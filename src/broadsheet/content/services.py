@@ -75,21 +75,15 @@ def sync_listing(session: DbSession, post_ids: Sequence[int]) -> None:
         )
 
 
-def record_revision(
-    session: DbSession,
-    post: Post,
-    tags: list[str],
-    *,
-    actor: Actor,
-    now: datetime,
-    note: str = "",
+def snapshot(
+    post: Post, tags: list[str], *, author_id: int | None, now: datetime, note: str = ""
 ) -> PostRevision:
-    """Keep what ``post`` says now as a new revision, by ``actor``; flushes."""
-    revision = PostRevision(
+    """What ``post`` says now, as a revision not yet added to any session."""
+    return PostRevision(
         post_id=post.id,
         version=post.version,
         created_at=now,
-        author_id=actor.id if isinstance(actor, User) else None,
+        author_id=author_id,
         note=note[:200],
         title=post.title,
         slug=post.slug,
@@ -100,6 +94,20 @@ def record_revision(
         meta_description=post.meta_description,
         tags=tags,
     )
+
+
+def record_revision(
+    session: DbSession,
+    post: Post,
+    tags: list[str],
+    *,
+    actor: Actor,
+    now: datetime,
+    note: str = "",
+) -> PostRevision:
+    """Keep what ``post`` says now as a new revision, by ``actor``; flushes."""
+    author_id = actor.id if isinstance(actor, User) else None
+    revision = snapshot(post, tags, author_id=author_id, now=now, note=note)
     session.add(revision)
     session.flush()
     return revision

@@ -28,7 +28,6 @@ from broadsheet.content.models import (
     Post,
     PostAuthor,
     PostKind,
-    PostRevision,
     PostStatus,
     PostTag,
     Tag,
@@ -40,7 +39,7 @@ from broadsheet.content.redirects import (
     point_many_at_posts,
 )
 from broadsheet.content.rendering import render_markdown, shorten
-from broadsheet.content.services import RESERVED_SLUGS, check_slug, sync_listing
+from broadsheet.content.services import RESERVED_SLUGS, check_slug, snapshot, sync_listing
 from broadsheet.content.tags import MAX_DESCRIPTION, find_or_create_tags
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import DbSession
@@ -350,21 +349,7 @@ class Writer:
         redirects: list[tuple[str, int]] = []
         for record, post, tag_names in made:
             self.session.add(
-                PostRevision(
-                    post_id=post.id,
-                    version=post.version,
-                    created_at=self.now,
-                    author_id=None,
-                    note="imported",
-                    title=post.title,
-                    slug=post.slug,
-                    markdown=post.markdown,
-                    custom_excerpt=post.custom_excerpt,
-                    featured=post.featured,
-                    meta_title=post.meta_title,
-                    meta_description=post.meta_description,
-                    tags=tag_names,
-                )
+                snapshot(post, tag_names, author_id=None, now=self.now, note="imported")
             )
             self._remember("post", record.key, post.id)
             redirects += [(old, post.id) for old in record.old_paths
