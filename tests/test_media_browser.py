@@ -82,6 +82,15 @@ def test_a_writer_pastes_and_drops_images_into_a_post_that_shows_them_responsive
     assert text.startswith("Before the pictures.\n\n![A pasted chart](/media/images/")
     assert "/chart.png)\n\n![A dropped photo](/media/images/" in text
     assert text.endswith("/photo.jpg)\n")
+    # The live preview shows both at once, before the worker has made a single size: their
+    # addresses lead to the clean display copies made at upload.
+    previewed = page.frame_locator("iframe[name=preview]").locator("img")
+    expect(previewed).to_have_count(2)
+    for image in previewed.all():
+        image.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+        )
 
     page.get_by_role("button", name="Publish only").click()
     expect(page.locator(".flash.info")).to_contain_text("published")
