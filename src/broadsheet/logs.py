@@ -33,7 +33,10 @@ REQUEST_FIELDS = ("method", "path", "status", "duration_ms")
 DEV_SERVER_ACCESS_LINE = re.compile(r'"[A-Z]+ \S* HTTP/[\d.]+" \d{3}')
 
 # Paths whose next segment is a secret token (each route with a <token> in its path).
-TOKEN_PATHS = ("/subscribe/confirm/", "/unsubscribe/", "/preferences/", "/admin/password-reset/")
+TOKEN_PATHS = (
+    "/subscribe/confirm/", "/unsubscribe/", "/preferences/", "/admin/password-reset/",
+    "/email/open/", "/email/click/",
+)  # fmt: skip
 TOKEN_SEGMENT = re.compile(
     "(" + "|".join(re.escape(prefix) for prefix in TOKEN_PATHS) + r")[^/?#\s\"'<>]+"
 )
