@@ -9,6 +9,7 @@ through a TCP forwarder that counts what the app sends.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,6 +25,7 @@ from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content import services as content
 from broadsheet.content.models import PostStatus
 from broadsheet.extensions import db, utcnow
+from broadsheet.page_cache.stores import RedisGeneration
 from tests import services
 from tests.conftest import NOW, base_config
 from tests.page_cache_support import another_app, eventually
@@ -133,3 +135,23 @@ def test_a_change_made_elsewhere_reaches_this_process_over_pub_sub(
             db.session.commit()
         assert eventually(lambda: b"From elsewhere" in reader.get("/").data)
         assert eventually(lambda: reader.get("/").headers.get("X-Cache") == "HIT")
+
+
+def test_a_forked_process_does_not_trust_the_generation_its_parent_held() -> None:
+    """A process forked after its parent had subscribed (a prefork worker) has no listener:
+    it must ask Redis, and start its own, rather than serve the parent's token for ever."""
+    services.require_redis()
+    client = redis.Redis.from_url(services.REDIS_URL)
+    key = f"{services.unique_name('broadsheet_fork')}:generation"
+    generation = RedisGeneration(client, key)
+    try:
+        generation.write("before")
+        assert eventually(lambda: generation.read() == "before" and generation.listening)
+        client.set(key, "after")  # changed with no message this process could hear
+        generation.pid = -1  # as the child of a fork sees it: the listener was its parent's
+        assert generation.read() == "after"
+        assert eventually(lambda: generation.listening and generation.pid == os.getpid())
+    finally:
+        generation.close()
+        client.delete(key)
+        client.close()

@@ -10,6 +10,7 @@ a store is ever unpickled.  Every method may raise ``OSError`` or
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
@@ -99,9 +100,10 @@ class RedisGeneration(WrittenAfterCommit):
         self.closed = False
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.pid = os.getpid()  # the process whose listener ``listening`` speaks of
 
     def read(self) -> str | None:
-        if self.listening:
+        if self.listening and self.pid == os.getpid():
             return self.token
         self._listen()
         token = self.client.get(self.key)
@@ -123,6 +125,8 @@ class RedisGeneration(WrittenAfterCommit):
 
     def _listen(self) -> None:
         with self.lock:
+            if self.pid != os.getpid():  # forked: the parent's listener did not come along
+                self.pid, self.listening, self.thread = os.getpid(), False, None
             if self.closed or (self.thread is not None and self.thread.is_alive()):
                 return
             self.thread = threading.Thread(
