@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from broadsheet import create_app
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.extensions import db, utcnow
 from broadsheet.media import services as media
@@ -21,9 +20,7 @@ from broadsheet.media.models import Image, ImageState
 from broadsheet.media.storage import FolderStore
 from broadsheet.media.tasks import sweep_media
 from tests import media_images as pictures
-from tests import services
-from tests.conftest import base_config
-from tests.workers import delete_queue, running_worker, wait_until
+from tests.workers import delete_queue, running_worker, wait_until, web_on_broker
 
 pytestmark = pytest.mark.queue
 
@@ -55,24 +52,11 @@ class Stack:
 
 @pytest.fixture
 def stack(app: Flask, database_url: str, broker: str, tmp_path: Path) -> Iterator[Stack]:
-    if broker == "rabbitmq":
-        services.require_rabbitmq()
-        broker_url = services.AMQP_URL
-    else:
-        broker_url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    queue = services.unique_name("broadsheet_media")
     media_root = tmp_path / "media"
-    web = create_app(
-        base_config(tmp_path / "web", database_url, CELERY_BROKER_URL=broker_url,
-                    BROADSHEET_QUEUE=queue, MEDIA_ROOT=str(media_root))
-    )  # fmt: skip
-    web.extensions["celery"].set_current()
-    with web.app_context():
-        yield Stack(web, database_url, broker_url, queue, tmp_path, media_root)
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["celery"].set_current()
-    delete_queue(broker_url, queue)
+    with web_on_broker(
+        app, database_url, broker, tmp_path, "broadsheet_media", MEDIA_ROOT=str(media_root)
+    ) as side:
+        yield Stack(side.web, database_url, side.broker_url, side.queue, tmp_path, media_root)
     shutil.rmtree(media_root, ignore_errors=True)
 
 

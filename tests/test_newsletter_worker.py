@@ -47,7 +47,7 @@ from tests import services
 from tests.conftest import NOW, base_config
 from tests.smtp import Recorder, free_port
 from tests.tcp_proxy import TcpProxy
-from tests.workers import Worker, delete_queue, running_worker, wait_until
+from tests.workers import Worker, running_worker, wait_until, web_on_broker
 
 pytestmark = pytest.mark.queue
 
@@ -100,23 +100,8 @@ class Stack:
 def stack(
     app: Flask, database_url: str, broker: str, smtp_server: Recorder, tmp_path: Path
 ) -> Iterator[Stack]:
-    if broker == "rabbitmq":
-        services.require_rabbitmq()
-        broker_url = services.AMQP_URL
-    else:
-        broker_url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    queue = services.unique_name("broadsheet_newsletter")
-    web = create_app(
-        base_config(tmp_path / "web", database_url, CELERY_BROKER_URL=broker_url,
-                    BROADSHEET_QUEUE=queue)
-    )  # fmt: skip
-    web.extensions["celery"].set_current()
-    with web.app_context():
-        yield Stack(web, database_url, broker_url, queue, smtp_server, tmp_path)
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["celery"].set_current()
-    delete_queue(broker_url, queue)
+    with web_on_broker(app, database_url, broker, tmp_path, "broadsheet_newsletter") as side:
+        yield Stack(side.web, database_url, side.broker_url, side.queue, smtp_server, tmp_path)
 
 
 def _subscribers(count: int, *, prefix: str = "reader") -> list[str]:

@@ -11,7 +11,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from broadsheet import create_app
 from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post
@@ -20,9 +19,9 @@ from broadsheet.porting import services as porting
 from broadsheet.porting import tasks
 from broadsheet.porting.models import ImportItem, ImportJob, JobStatus
 from tests import services
-from tests.conftest import NOW, base_config
+from tests.conftest import NOW
 from tests.porting_support import start, write_wxr
-from tests.workers import delete_queue, running_worker, wait_until
+from tests.workers import running_worker, wait_until, web_on_broker
 
 POSTS = 1500
 
@@ -66,19 +65,8 @@ def test_a_job_run_in_short_slices_finishes_with_every_post_once(
 
 @pytest.fixture
 def rabbit_web(app: Flask, database_url: str, tmp_path: Path) -> Iterator[tuple[Flask, str]]:
-    services.require_rabbitmq()
-    queue = services.unique_name("broadsheet_porting")
-    config = base_config(
-        tmp_path / "web", database_url, CELERY_BROKER_URL=services.AMQP_URL, BROADSHEET_QUEUE=queue
-    )
-    web = create_app(config)
-    web.extensions["celery"].set_current()
-    with web.app_context():
-        yield web, queue
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["celery"].set_current()
-    delete_queue(services.AMQP_URL, queue)
+    with web_on_broker(app, database_url, "rabbitmq", tmp_path, "broadsheet_porting") as side:
+        yield side.web, side.queue
 
 
 @pytest.mark.queue

@@ -16,15 +16,12 @@ import pytest
 from flask import Flask
 from kombu import Connection
 
-from broadsheet import create_app
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post, PostStatus
 from broadsheet.content.services import load_post, schedule_post
 from broadsheet.extensions import db, utcnow
 from broadsheet.newsletter import sending
-from tests import services
-from tests.conftest import base_config
-from tests.workers import delete_queue, running_worker, wait_until
+from tests.workers import running_worker, wait_until, web_on_broker
 
 pytestmark = pytest.mark.queue
 
@@ -55,23 +52,8 @@ class Stack:
 
 @pytest.fixture
 def stack(app: Flask, database_url: str, broker: str, tmp_path: Path) -> Iterator[Stack]:
-    if broker == "rabbitmq":
-        services.require_rabbitmq()
-        broker_url = services.AMQP_URL
-    else:
-        broker_url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
-    queue = services.unique_name("broadsheet_schedule")
-    web = create_app(
-        base_config(tmp_path / "web", database_url, CELERY_BROKER_URL=broker_url,
-                    BROADSHEET_QUEUE=queue)
-    )  # fmt: skip
-    web.extensions["celery"].set_current()
-    with web.app_context():
-        yield Stack(web, database_url, broker_url, queue, tmp_path)
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["celery"].set_current()
-    delete_queue(broker_url, queue)
+    with web_on_broker(app, database_url, broker, tmp_path, "broadsheet_schedule") as side:
+        yield Stack(side.web, database_url, side.broker_url, side.queue, tmp_path)
 
 
 def _whole_second(seconds: float) -> datetime:

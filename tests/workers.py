@@ -11,9 +11,17 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from flask import Flask
 from kombu import Connection
+
+from broadsheet import create_app
+from broadsheet.extensions import db
+from tests import services
+from tests.conftest import base_config
 
 READY_TIMEOUT = 60
 
@@ -128,3 +136,41 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.2) 
             return True
         time.sleep(interval)
     return False
+
+
+@dataclass
+class WebOnBroker:
+    """The web side of a queue test: an app of its own that sends to ``queue`` on a broker."""
+
+    web: Flask
+    database_url: str
+    broker_url: str
+    queue: str
+
+
+@contextmanager
+def web_on_broker(
+    app: Flask, database_url: str, broker: str, tmp_path: Path, name: str, **config: Any
+) -> Iterator[WebOnBroker]:
+    """A web app on ``broker`` ("rabbitmq", required, or "embedded": a SQLite broker file in
+    ``tmp_path``) and a queue of its own, current for Celery while the test runs; afterwards
+    the test's own app is current again and the queue is deleted."""
+    if broker == "rabbitmq":
+        services.require_rabbitmq()
+        broker_url = services.AMQP_URL
+    else:
+        broker_url = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    queue = services.unique_name(name)
+    web = create_app(
+        base_config(tmp_path / "web", database_url, CELERY_BROKER_URL=broker_url,
+                    BROADSHEET_QUEUE=queue, **config)
+    )  # fmt: skip
+    web.extensions["celery"].set_current()
+    try:
+        with web.app_context():
+            yield WebOnBroker(web, database_url, broker_url, queue)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        app.extensions["celery"].set_current()
+        delete_queue(broker_url, queue)
