@@ -17,6 +17,12 @@ from broadsheet.stats.recording import Tally, ViewKey, record_views
 from tests.browser import ARTIFACTS, chromium, live_site
 from tests.staff import PASSWORD
 
+# An image's natural width once it has loaded (0 if it failed): waits for the load or error.
+LOADED_WIDTH = """img => img.complete ? img.naturalWidth : new Promise(done => {
+  img.addEventListener("load", () => done(img.naturalWidth));
+  img.addEventListener("error", () => done(0));
+})"""
+
 pytestmark = pytest.mark.browser
 
 
@@ -75,8 +81,9 @@ def test_the_dashboards_charts_render_beside_their_data_tables(
                 "img", name=f"Chart: {title}. The same figures are in the table beside it."
             )
             expect(chart).to_be_visible()
-            # Loaded and drawn: a refused or broken SVG has no natural size.
-            assert chart.evaluate("img => img.complete && img.naturalWidth > 0")
+            # Loaded and drawn: a refused or broken SVG has no natural size.  Visible comes
+            # before loaded, so this waits for the image's load or error.
+            assert chart.evaluate(LOADED_WIDTH) > 0
             table = page.get_by_role("table", name=title)
             expect(table).to_be_visible()
             expect(table.locator("tbody tr")).to_have_count(rows)
