@@ -51,11 +51,12 @@ $(CHECKERS)/node_modules/.package-lock.json: $(CHECKERS)/package-lock.json
 
 checkers: $(CHECKERS)/node_modules/.package-lock.json
 
-# The suite runs on every core (pytest-xdist); each worker makes its own databases, queues and
-# folders.  TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= auto
+# The suite runs in two pytest-xdist workers per core: much of it waits on worker processes,
+# brokers and a browser, so the cores stay busy.  Each worker makes its own databases, queues
+# and folders; idle workers steal tests from busy ones.  TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test: lint checkers
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist worksteal)
 
 # Reads under gunicorn and wrk on a 100,000-post PostgreSQL database, against a Flask "hello",
 # then the newsletter at 100,000 recipients (aiosmtpd as the SMTP sink, hence the test extras);
