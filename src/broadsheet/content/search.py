@@ -71,7 +71,7 @@ from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.config import SEARCH_LANGUAGES as LANGUAGES
-from broadsheet.content.cards import PostCard, card_query, cards
+from broadsheet.content.cards import CARD_COLUMNS, PostCard, cards
 from broadsheet.content.models import Post, Tag
 from broadsheet.content.paging import Page, check_page
 from broadsheet.errors import Invalid
@@ -83,13 +83,13 @@ MAX_TERMS = 12
 # anywhere.  Ranking reads each match's whole document, so a word found in a third of 100,000
 # posts would otherwise cost a third of the index per search.  A search that matches more is
 # narrowed with more words, not paged through.
-HEAD_CANDIDATES = 100
-BODY_CANDIDATES = 100
+HEAD_CANDIDATES = 50
+BODY_CANDIDATES = 50
 MAX_RESULTS = HEAD_CANDIDATES + BODY_CANDIDATES
 # A snippet is made from this much of the body, from just before its first match: the
 # highlighter reads every word it is given, and a long post would cost it the whole text.
-SNIPPET_SOURCE = 800
-SNIPPET_LEAD = 150
+SNIPPET_SOURCE = 600
+SNIPPET_LEAD = 120
 # A term's weight by where it was found: title, tags and excerpt, body.
 WEIGHTS = {"title": 1.0, "tags": 0.4, "excerpt": 0.4, "body": 0.2}
 RECENCY_DAYS = 365.0  # a year-old match counts three quarters of a new one, an old one half
@@ -641,6 +641,14 @@ def count(session: DbSession, matching: Select[Any]) -> int:
     return session.scalar(select(func.count()).select_from(limited)) or 0
 
 
+@cache
+def _result_cards() -> Select[Any]:
+    """A card of each post shown, but for its HTML, which a result never shows (and which is
+    the largest thing in a post's row)."""
+    columns: list[Any] = [literal("") if c is Post.html else c for c in CARD_COLUMNS]
+    return select(*columns)
+
+
 def search_public(
     session: DbSession, raw: str, *, now: datetime, number: int, per_page: int
 ) -> Results:
@@ -663,7 +671,7 @@ def search_public(
     total = len(candidates.ids)
     check_page(number, total, per_page)
     ids = candidates.ids[(number - 1) * per_page : number * per_page]
-    shown = {card.id: card for card in cards(session, card_query().where(Post.id.in_(ids)))}
+    shown = {card.id: card for card in cards(session, _result_cards().where(Post.id.in_(ids)))}
     posts = [shown[i] for i in ids if i in shown]
     marks = _highlights(session, found, ids)
     hits = [
