@@ -88,8 +88,8 @@ BODY_CANDIDATES = 50
 MAX_RESULTS = HEAD_CANDIDATES + BODY_CANDIDATES
 # A snippet is made from this much of the body, from just before its first match: the
 # highlighter reads every word it is given, and a long post would cost it the whole text.
-SNIPPET_SOURCE = 600
-SNIPPET_LEAD = 120
+SNIPPET_SOURCE = 400
+SNIPPET_LEAD = 100
 # A term's weight by where it was found: title, tags and excerpt, body.
 WEIGHTS = {"title": 1.0, "tags": 0.4, "excerpt": 0.4, "body": 0.2}
 RECENCY_DAYS = 365.0  # a year-old match counts three quarters of a new one, an old one half
@@ -570,7 +570,7 @@ SELECT p.id,
 FROM posts p WHERE p.id = ANY(CAST(:ids AS integer[]))
 """)
 _MARKS = f"StartSel={START}, StopSel={STOP}"
-_FRAGMENTS = f", MaxFragments=2, MinWords=12, MaxWords=28, FragmentDelimiter={BETWEEN}"
+_FRAGMENTS = f", MaxFragments=1, MinWords=15, MaxWords=35, FragmentDelimiter={BETWEEN}"
 
 
 def _highlights(
