@@ -71,7 +71,7 @@ from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.config import SEARCH_LANGUAGES as LANGUAGES
-from broadsheet.content.cards import CARD_COLUMNS, PostCard, cards
+from broadsheet.content.cards import CARD_COLUMNS, PostCard, cards_with
 from broadsheet.content.models import Post, Tag
 from broadsheet.content.paging import Page, check_page
 from broadsheet.errors import Invalid
@@ -556,19 +556,17 @@ class Hit:
     snippet: Markup
 
 
+# PostgreSQL's marked title and snippet, read with the cards of the posts shown (one statement).
 # The markers are taken out of the text before marks go in.  A snippet is made from the text
 # around the body's first match, near enough (a lexeme is the start of the words it stands for,
 # as a rule; without one, the start of the body).
-_HEADLINES = text("""
-SELECT p.id,
-    ts_headline(CAST(:config AS regconfig), translate(p.title, :markers, ''),
-                CAST(:tsquery AS tsquery), :title_options),
-    ts_headline(CAST(:config AS regconfig), translate(substr(p.markdown, greatest(coalesce(
-        (SELECT min(nullif(strpos(lower(p.markdown), w), 0))
+_TITLE_HEADLINE = """ts_headline(CAST(:config AS regconfig), translate(posts.title, :markers, ''),
+    CAST(:tsquery AS tsquery), :title_options)"""
+_BODY_HEADLINE = """ts_headline(CAST(:config AS regconfig),
+    translate(substr(posts.markdown, greatest(coalesce(
+        (SELECT min(nullif(strpos(lower(posts.markdown), w), 0))
          FROM unnest(CAST(:lexemes AS text[])) AS w), 1) - :lead, 1), :source), :markers, ''),
-                CAST(:tsquery AS tsquery), :body_options)
-FROM posts p WHERE p.id = ANY(CAST(:ids AS integer[]))
-""")
+    CAST(:tsquery AS tsquery), :body_options)"""
 _MARKS = f"StartSel={START}, StopSel={STOP}"
 _FRAGMENTS = f", MaxFragments=1, MinWords=15, MaxWords=35, FragmentDelimiter={BETWEEN}"
 
@@ -576,27 +574,10 @@ _FRAGMENTS = f", MaxFragments=1, MinWords=15, MaxWords=35, FragmentDelimiter={BE
 def _highlights(
     session: DbSession, found: Matcher, ids: Sequence[int]
 ) -> dict[int, tuple[str, str]]:
-    """The title and a snippet of the body, with marks, for the posts shown (and only those)."""
+    """The title and a snippet of the body, with marks, for the posts shown (and only those):
+    SQLite's (PostgreSQL's come with the cards, ``_shown``)."""
     if not ids:
         return {}
-    if found.dialect == "postgresql":
-        if not found.argument:
-            return {}
-        rows = session.execute(
-            _HEADLINES,
-            {
-                "config": found.language,
-                "tsquery": found.argument,
-                "markers": START + STOP + BETWEEN,
-                "title_options": _MARKS + ", HighlightAll=true",
-                "body_options": _MARKS + _FRAGMENTS,
-                "lexemes": _lexemes(found.argument),
-                "lead": SNIPPET_LEAD,
-                "source": SNIPPET_SOURCE,
-                "ids": list(ids),
-            },
-        )
-        return {row[0]: (row[1], row[2]) for row in rows}
     rows = session.execute(
         text(
             "SELECT rowid, highlight(post_search, 0, :start, :stop), "
@@ -642,11 +623,41 @@ def count(session: DbSession, matching: Select[Any]) -> int:
 
 
 @cache
-def _result_cards() -> Select[Any]:
+def _result_cards(marked_pg: bool) -> Select[Any]:
     """A card of each post shown, but for its HTML, which a result never shows (and which is
-    the largest thing in a post's row)."""
+    the largest thing in a post's row); on PostgreSQL, with its marked title and snippet."""
     columns: list[Any] = [literal("") if c is Post.html else c for c in CARD_COLUMNS]
-    return select(*columns)
+    if marked_pg:
+        columns += [text(_TITLE_HEADLINE), text(_BODY_HEADLINE)]
+    return select(*columns).where(Post.id.in_(bindparam("ids", expanding=True)))
+
+
+def _shown(
+    session: DbSession, found: Matcher, ids: Sequence[int]
+) -> tuple[list[PostCard], dict[int, tuple[str, str]]]:
+    """The cards of the posts ``ids``, in that order, and their marked titles and snippets."""
+    if not ids:
+        return [], {}
+    marked_pg = found.dialect == "postgresql" and bool(found.argument)
+    params: dict[str, Any] = {"ids": list(ids)}
+    if marked_pg:
+        params |= {
+            "config": found.language,
+            "tsquery": found.argument,
+            "markers": START + STOP + BETWEEN,
+            "title_options": _MARKS + ", HighlightAll=true",
+            "body_options": _MARKS + _FRAGMENTS,
+            "lexemes": _lexemes(found.argument),
+            "lead": SNIPPET_LEAD,
+            "source": SNIPPET_SOURCE,
+        }
+    rows = cards_with(session, _result_cards(marked_pg), params)
+    by_id = {card.id: card for card, _ in rows}
+    if marked_pg:
+        marks = {card.id: (more[0], more[1]) for card, more in rows}
+    else:
+        marks = _highlights(session, found, ids) if found.dialect != "postgresql" else {}
+    return [by_id[i] for i in ids if i in by_id], marks
 
 
 def search_public(
@@ -671,9 +682,7 @@ def search_public(
     total = len(candidates.ids)
     check_page(number, total, per_page)
     ids = candidates.ids[(number - 1) * per_page : number * per_page]
-    shown = {card.id: card for card in cards(session, _result_cards().where(Post.id.in_(ids)))}
-    posts = [shown[i] for i in ids if i in shown]
-    marks = _highlights(session, found, ids)
+    posts, marks = _shown(session, found, ids)
     hits = [
         Hit(
             post,
