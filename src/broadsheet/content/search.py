@@ -61,7 +61,6 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
-    or_,
     select,
     table,
     text,
@@ -314,11 +313,14 @@ class Matcher:
     """How one query narrows a select of posts, and how to rank what it finds (best first).
 
     ``restrict`` keeps the posts that match anywhere; ``heads`` the ones whose
-    title and tags alone match; ``score`` ranks within each of the two.
+    title and tags alone match; ``score`` ranks within each of the two, in a
+    select that ``scored`` made (PostgreSQL: joined to the index, which the
+    candidates already matched; SQLite: matched, which its ranking needs).
     """
 
     restrict: Callable[[Select[Any]], Select[Any]]
     heads: Callable[[Select[Any]], Select[Any]]
+    scored: Callable[[Select[Any]], Select[Any]]
     score: ColumnElement[float]
     dialect: str
     argument: str  # the tsquery text, or the FTS5 expression
@@ -378,16 +380,19 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
         argument, language, estimate = _tsquery(session, query)
         tsquery = _tsquery_param(argument)
 
+        def scored_pg(select_: Select[Any]) -> Select[Any]:
+            return select_.join(_documents, _documents.c.post_id == Post.id)
+
         def restrict_pg(select_: Select[Any]) -> Select[Any]:
-            return select_.join(_documents, _documents.c.post_id == Post.id).where(
-                _document.bool_op("@@")(tsquery)
-            )
+            return scored_pg(select_).where(_document.bool_op("@@")(tsquery))
 
         def heads_pg(select_: Select[Any]) -> Select[Any]:
             return restrict_pg(select_).where(_head.bool_op("@@")(tsquery))
 
         score = _rank(tsquery) * recency
-        return Matcher(restrict_pg, heads_pg, score, dialect, argument, language, estimate)
+        return Matcher(
+            restrict_pg, heads_pg, scored_pg, score, dialect, argument, language, estimate
+        )
     expression = _fts_match(query)
     bm25 = func.bm25(
         literal_column("post_search"),
@@ -409,7 +414,7 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
             literal_column("post_search").op("MATCH")(bindparam("search_heads", heads))
         )
 
-    return Matcher(restrict_fts, heads_fts, -bm25 * recency, dialect, expression)
+    return Matcher(restrict_fts, heads_fts, restrict_fts, -bm25 * recency, dialect, expression)
 
 
 def ranked(session: DbSession, query: Query, matching: Select[Any], *, now: datetime) -> Any:
@@ -427,11 +432,13 @@ def ranked(session: DbSession, query: Query, matching: Select[Any], *, now: date
     heads_common = estimate is None or estimate.walks(estimate.heads, HEAD_CANDIDATES)
     heads = _newest(found.heads(matching), HEAD_CANDIDATES, common=heads_common)
     anywhere = _newest(found.restrict(matching), BODY_CANDIDATES, common=common)
-    head_ids = heads.scalar_subquery()
-    tier = case((Post.id.in_(head_ids), 1), else_=0)
+    # The candidates drive the ranking select: it reads their rows by id, not every match.
+    head_ids, anywhere_ids = heads.subquery(), anywhere.subquery()
+    candidates = select(head_ids.c.id).union(select(anywhere_ids.c.id))
+    tier = case((Post.id.in_(select(head_ids.c.id)), 1), else_=0)
     return (
-        found.restrict(matching)
-        .where(or_(Post.id.in_(head_ids), Post.id.in_(anywhere.scalar_subquery())))
+        found.scored(matching)
+        .where(Post.id.in_(candidates))
         .order_by(None)
         .order_by(tier.desc(), found.score.desc(), Post.id.desc())
     )
