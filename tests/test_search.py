@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
-from broadsheet.content.models import PostKind, PostStatus
 from broadsheet.content import search as searching
+from broadsheet.content.models import PostKind, PostStatus
 from broadsheet.content.search import parse, search_public
 from broadsheet.content.services import load_post, unpublish_post
 from broadsheet.content.staff_queries import staff_posts
