@@ -15,12 +15,13 @@ from sqlalchemy import text
 
 from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
+from broadsheet.content import search as searching
 from broadsheet.content.models import PostKind, PostStatus
 from broadsheet.content.search import parse, search_public
 from broadsheet.content.services import load_post, unpublish_post
 from broadsheet.content.staff_queries import staff_posts
 from broadsheet.content.tags import find_tag, rename_tag
-from broadsheet.content.trash import move_to_trash
+from broadsheet.content.trash import move_to_trash, restore_from_trash
 from broadsheet.extensions import db, utcnow
 from tests.conftest import NOW
 from tests.staff import PASSWORD, sign_in
@@ -47,6 +48,46 @@ def test_a_title_match_ranks_above_a_newer_body_match(client: FlaskClient, make_
     make_post("Gardening notes", markdown="Not about kubernetes at all.", published_at=NOW)
     assert _titles(client, "kubernetes") == ["Kubernetes from scratch", "Gardening notes"]
     assert _api_titles(client, "kubernetes") == ["Kubernetes from scratch", "Gardening notes"]
+
+
+def test_an_old_title_match_ranks_above_more_newer_body_matches_than_are_ranked(
+    client: FlaskClient, make_post: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word as common as the demo's: more posts say it in their text than are ranked,
+    every one of them newer than the one post with it in its title."""
+    monkeypatch.setattr(searching, "HEAD_CANDIDATES", 2)
+    monkeypatch.setattr(searching, "BODY_CANDIDATES", 3)
+    make_post("Kubernetes from scratch", markdown="Pods and nodes.", published_at=NOW - 900 * DAY)
+    for number in range(6):
+        make_post(f"Notes {number}", markdown="Kubernetes again.", published_at=NOW - number * DAY)
+    titles = _titles(client, "kubernetes")
+    assert titles[0] == "Kubernetes from scratch"
+    assert titles[1:] == ["Notes 0", "Notes 1", "Notes 2"]  # then the newest of the rest
+    page = client.get("/search/?q=kubernetes").get_data(as_text=True)
+    assert "More than 4 results" in page
+    assert _api_titles(client, "kubernetes")[0] == "Kubernetes from scratch"
+
+
+def test_a_trashed_post_leaves_the_results_and_comes_back_when_restored(
+    client: FlaskClient, make_post: Any
+) -> None:
+    post = make_post("Quasar watching")
+    assert _titles(client, "quasar") == ["Quasar watching"]
+    trashed = load_post(db.session, post.id)
+    move_to_trash(db.session, trashed, actor=OPERATOR, expected_version=trashed.version, now=NOW)
+    db.session.commit()
+    assert _titles(client, "quasar") == []
+    restore_from_trash(db.session, load_post(db.session, post.id), actor=OPERATOR, now=NOW)
+    db.session.commit()
+    assert _api_titles(client, "quasar") == ["Quasar watching"]
+
+
+def test_the_snippet_shows_a_match_deep_in_a_long_post(client: FlaskClient, make_post: Any) -> None:
+    filler = "Nothing to see in this sentence at all. " * 300
+    make_post("A long read", markdown=f"{filler}\n\nAt last the zeppelin landed.")
+    page = client.get("/search/", query_string={"q": "zeppelin"}).get_data(as_text=True)
+    results = page[page.index('<ol class="search-results">') :]
+    assert "<mark>zeppelin</mark> landed" in results
 
 
 def test_phrases_or_and_excluded_words(client: FlaskClient, make_post: Any) -> None:

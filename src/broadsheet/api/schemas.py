@@ -8,7 +8,7 @@ from typing import Any
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from broadsheet.content.search import MAX_QUERY_CHARACTERS, MAX_RESULTS
+from broadsheet.content.search import BODY_CANDIDATES, HEAD_CANDIDATES, MAX_QUERY_CHARACTERS
 from broadsheet.content.tags import MAX_DESCRIPTION, MAX_TAG_NAME
 from broadsheet.urls import absolute_url
 
@@ -232,7 +232,9 @@ class PostArgsSchema(Schema):
             "description": 'Search every word of the posts: words, "quoted phrases", `OR`, '
             "`-word` to leave a word out; the last word also matches as a prefix.  Results come "
             "best match first (`order` is not used) and are paged by `page`, not `cursor`; "
-            f"Only the newest {MAX_RESULTS} matches are ranked and counted."
+            f"Only the newest {HEAD_CANDIDATES} title and tag matches and the newest "
+            f"{BODY_CANDIDATES} matches anywhere are ranked and counted; a title or tag match "
+            "comes first."
         },
     )
 

@@ -121,6 +121,22 @@ def cards(
     return [_card(row, tags.get(row[0], ()), authors.get(row[0], ())) for row in rows]
 
 
+def cards_with(
+    session: DbSession, query: Select[Any], params: dict[str, Any] | None = None
+) -> list[tuple[PostCard, tuple[Any, ...]]]:
+    """``cards``, for a query that selects more after a card's columns (the search's marked
+    title and snippet): each card with the rest of its row."""
+    rows = session.connection().execute(query, params).all()
+    if not rows:
+        return []
+    tags, authors = _links(session, [row[0] for row in rows])
+    width = len(CARD_COLUMNS)
+    return [
+        (_card(row[:width], tags.get(row[0], ()), authors.get(row[0], ())), tuple(row[width:]))
+        for row in rows
+    ]
+
+
 def _card(row: Any, tags: Sequence[TagRef], authors: Sequence[Byline]) -> PostCard:
     (id_, kind, slug, title, excerpt, html, markdown, featured, image, meta_title,
      meta_description, published_at, updated_at, created_at) = row  # fmt: skip

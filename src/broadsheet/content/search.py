@@ -6,15 +6,24 @@ COPY, an import, raw SQL.  A trigger, not a generated column, because a post's
 tags live in a join table that a generated column cannot read.
 
 - PostgreSQL: ``search_documents`` holds one weighted ``tsvector`` per post
-  (title A; public tag names and excerpt B; the body C), in two parts (the
-  text, the tags: linking tags rewrites only the small one) under one GIN
-  index on both.
+  (title A; public tag names and excerpt B; the body C), a small one of the
+  title and tags alone, each under a GIN index, and the public date of a
+  post readers may see (a btree).
   A query is read by ``websearch_to_tsquery`` (the last word also as a
   prefix, through ``to_tsquery``), ranked by ``ts_rank_cd`` blended with
   recency, and highlighted by ``ts_headline`` for the rows shown only.  The
   text-search configuration is the one the index was built with
   (``search_settings``, set from SITE_LANGUAGE by ``reindex``), so a query
   and the documents are always read alike.
+
+A common word is in a quarter of the demo's posts, so ranking every match
+would read tens of thousands of documents.  What is ranked is a bounded set of
+candidates: the newest HEAD_CANDIDATES posts whose title and tags match, then
+the newest BODY_CANDIDATES that match anywhere; a title or tag match always
+ranks above a match in the text alone, however old it is.  Each is read
+newest first along the date's index (a common query finds its candidates in a
+few hundred rows) or through the full-text index (a rare one), as the planner
+judges from the query's words.
 - SQLite: an FTS5 table ``post_search`` with the Porter stemmer (none for
   SITE_LANGUAGE=simple), ranked by ``bm25`` with the same weights and
   recency, highlighted by ``highlight``/``snippet``.
@@ -38,14 +47,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from markupsafe import Markup, escape
 from sqlalchemy import (
     Float,
     Select,
-    String,
     bindparam,
+    case,
     cast,
     column,
     func,
@@ -55,28 +65,39 @@ from sqlalchemy import (
     table,
     text,
 )
-from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY, TSVECTOR
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.config import SEARCH_LANGUAGES as LANGUAGES
-from broadsheet.content.models import Post, Tag, with_links
+from broadsheet.content.cards import CARD_COLUMNS, PostCard, cards_with
+from broadsheet.content.models import Post, Tag
 from broadsheet.content.paging import Page, check_page
 from broadsheet.errors import Invalid
 from broadsheet.extensions import DbSession
 
 MAX_QUERY_CHARACTERS = 200  # the rest of a longer query is not read
 MAX_TERMS = 12
-# The newest matches ranked, at most: ranking reads each match's whole document, so a word
-# found in a third of 100,000 posts would otherwise cost a third of the index per search.
-# A search that matches more is narrowed with more words, not paged through.
-MAX_RESULTS = 100
+# The matches ranked, at most: the newest whose title or tags match, and the newest that match
+# anywhere.  Ranking reads each match's whole document, so a word found in a third of 100,000
+# posts would otherwise cost a third of the index per search.  A search that matches more is
+# narrowed with more words, not paged through.
+HEAD_CANDIDATES = 50
+BODY_CANDIDATES = 50
+MAX_RESULTS = HEAD_CANDIDATES + BODY_CANDIDATES
+# A snippet is made from this much of the body, from just before its first match: the
+# highlighter reads every word it is given, and a long post would cost it the whole text.
+SNIPPET_SOURCE = 400
+SNIPPET_LEAD = 100
 # A term's weight by where it was found: title, tags and excerpt, body.
 WEIGHTS = {"title": 1.0, "tags": 0.4, "excerpt": 0.4, "body": 0.2}
 RECENCY_DAYS = 365.0  # a year-old match counts three quarters of a new one, an old one half
 SUGGESTIONS = 5
-# Matches from which a query is common: its newest are found along the listing index.
-COMMON_MATCHES = 10_000
+# Walking the date's index newest first checks every post on the way (about a microsecond
+# each); the full-text index reads each match's row out of order, and every entry of each of
+# the query's words (about eight times as much per match, measured).  So a query walks while
+# (limit / share of posts matched) < WALK_RATIO * matches, and takes the full-text index below.
+WALK_RATIO = 8.0
 
 # Marks the database puts around matched words and between fragments, then turned into
 # markup here: control characters, taken out of the text first, so no text can forge one.
@@ -91,11 +112,12 @@ _MARKDOWN = re.compile(r"\*{1,3}|_{2,3}|`+|^#{1,6}\s|^>\s?|\]\([^)]*\)|[\[\]]", 
 _documents = table(
     "search_documents",
     column("post_id"),
-    column("text_vector", TSVECTOR),
-    column("tag_vector", TSVECTOR),
+    column("listed_at"),
+    column("head_vector", TSVECTOR),
+    column("document", TSVECTOR),
 )
-# What the GIN index is built on (the migration's expression, to the letter): text and tags.
-_document = _documents.c.text_vector.op("||", return_type=TSVECTOR)(_documents.c.tag_vector)
+_document = _documents.c.document
+_head = _documents.c.head_vector
 _fts = table("post_search", column("rowid"), column("post_search"))
 _settings = table("search_settings", column("id"), column("language"))
 
@@ -202,27 +224,70 @@ def _websearch_text(query: Query) -> str:
     return " ".join(parts)
 
 
-def _language(session: DbSession) -> str:
-    found = session.scalar(select(_settings.c.language).where(_settings.c.id == 1))
-    return found if found in LANGUAGES else "english"
+@dataclass(frozen=True)
+class Estimate:
+    """How many posts a query matches, in the planner's estimate: anywhere, in the title and
+    tags alone; and how many posts the index holds."""
+
+    documents: float
+    heads: float
+    posts: float
+
+    def walks(self, matches: float, limit: int) -> bool:
+        """Whether ``limit`` of ``matches`` are best found newest first (see WALK_RATIO)."""
+        return matches > 0 and limit * self.posts / matches < WALK_RATIO * matches
 
 
-def _tsquery(session: DbSession, query: Query) -> str:
-    """The query as PostgreSQL's ``tsquery`` text, computed once, in the index's language."""
-    config = cast(literal(_language(session)), REGCONFIG)
-    wanted: ColumnElement[Any] = func.websearch_to_tsquery(config, _websearch_text(query))
-    if query.prefix is not None:
-        # Only letters and digits reach to_tsquery, so its own syntax cannot be spoken to it.
-        prefixed = func.to_tsquery(config, f"{query.prefix}:*")
-        wanted = wanted.op("&&")(prefixed)
-    return str(session.scalar(select(cast(wanted, String))) or "")
+_READ = (
+    "SELECT CAST(r.q AS text), CAST(broadsheet_search_language() AS text),"
+    " broadsheet_search_estimate(r.q)"
+    " FROM (SELECT websearch_to_tsquery(broadsheet_search_language(), :words){prefix} AS q) r"
+)
+_READ_WORDS = text(_READ.format(prefix=""))
+# Only letters and digits reach to_tsquery (the prefix is one word piece), so its own syntax
+# cannot be spoken to it.
+_READ_PREFIXED = text(
+    _READ.format(prefix=" && to_tsquery(broadsheet_search_language(), :prefix || ':*')")
+)
+
+
+def _tsquery(session: DbSession, query: Query) -> tuple[str, str, Estimate]:
+    """The query as PostgreSQL's ``tsquery`` text, the text-search configuration it was read
+    with (the index's own, the migration's ``broadsheet_search_language``) and how common it
+    is (``broadsheet_search_estimate``): one round trip.  The text is empty when the query
+    holds only stop words."""
+    words = _websearch_text(query)
+    if query.prefix is None:
+        row = session.execute(_READ_WORDS, {"words": words}).one()
+    else:
+        row = session.execute(_READ_PREFIXED, {"words": words, "prefix": query.prefix}).one()
+    return str(row[0] or ""), str(row[1]), Estimate(*row[2])
+
+
+def _tsquery_param(argument: str) -> ColumnElement[Any]:
+    """The tsquery PostgreSQL wrote, as a parameter.  The road each list of candidates takes
+    is chosen here, from the estimate, not by the planner: a prepared statement's generic plan
+    cannot see the query's words."""
+    return cast(bindparam("search_tsquery", argument), TSQUERY)
+
+
+_LEXEMES = re.compile(r"'((?:[^']|'')+)'")
+
+
+def _lexemes(argument: str) -> list[str]:
+    """The words of a tsquery's text, as the index holds them (stemmed, lower case)."""
+    return sorted({found.replace("''", "'") for found in _LEXEMES.findall(argument)})
 
 
 # SQLite -----------------------------------------------------------------------------------------
 
 
-def _fts_match(query: Query) -> str:
-    """The query as an FTS5 expression: every piece quoted, so FTS5's syntax is never spoken."""
+def _fts_match(query: Query, *, columns: str = "") -> str:
+    """The query as an FTS5 expression: every piece quoted, so FTS5's syntax is never spoken.
+
+    With ``columns`` (FTS5's ``{title tags}``), the words looked for must be in
+    those columns; an excluded word is excluded from all of them alike.
+    """
 
     def spelled(term: Term, prefix: bool = False) -> str:
         quoted = '"' + " ".join(term.pieces) + '"'
@@ -233,6 +298,8 @@ def _fts_match(query: Query) -> str:
         last = index == len(query.clauses) - 1 and query.prefix is not None
         parts.append("(" + " OR ".join(spelled(term, prefix=last) for term in clause) + ")")
     expression = " AND ".join(parts)
+    if columns:
+        expression = f"{columns} : ({expression})"
     for term in query.excluded:
         expression = f"({expression}) NOT {spelled(term)}"
     return expression
@@ -243,50 +310,61 @@ def _fts_match(query: Query) -> str:
 
 @dataclass(frozen=True)
 class Matcher:
-    """How one query narrows a select of posts, and the score to order it by (best first)."""
+    """How one query narrows a select of posts, and how to rank what it finds (best first).
+
+    ``restrict`` keeps the posts that match anywhere; ``heads`` the ones whose
+    title and tags alone match; ``score`` ranks within each of the two, in a
+    select that ``scored`` made (PostgreSQL: joined to the index, which the
+    candidates already matched; SQLite: matched, which its ranking needs).
+    """
 
     restrict: Callable[[Select[Any]], Select[Any]]
+    heads: Callable[[Select[Any]], Select[Any]]
+    scored: Callable[[Select[Any]], Select[Any]]
     score: ColumnElement[float]
     dialect: str
     argument: str  # the tsquery text, or the FTS5 expression
+    language: str = "english"
+    estimate: Estimate | None = None  # PostgreSQL's
 
 
-def _age_days(now: datetime, dialect: str) -> ColumnElement[Any]:
-    when = func.coalesce(Post.published_at, Post.updated_at)
+def _age_days(now: datetime, dialect: str, when: Any = None) -> ColumnElement[Any]:
+    when = func.coalesce(Post.published_at, Post.updated_at) if when is None else when
     if dialect == "postgresql":
         return func.extract("epoch", literal(now) - when) / 86400.0
     return func.julianday(now.replace(tzinfo=None).isoformat(sep=" ")) - func.julianday(when)
 
 
-def _recency(now: datetime, dialect: str) -> ColumnElement[float]:
-    age = func.max(_age_days(now, dialect), 0.0) if dialect == "sqlite" else func.greatest(
-        _age_days(now, dialect), 0.0
-    )  # fmt: skip
+def _recency(now: datetime, dialect: str, when: Any = None) -> ColumnElement[float]:
+    age = _age_days(now, dialect, when)
+    age = func.max(age, 0.0) if dialect == "sqlite" else func.greatest(age, 0.0)
     return cast(0.5 + 0.5 / (1.0 + age / RECENCY_DAYS), Float)
 
 
-_ESTIMATE = text(
-    "EXPLAIN (FORMAT JSON) SELECT 1 FROM search_documents "
-    "WHERE (text_vector || tag_vector) @@ CAST(:tsquery AS tsquery)"
-)
+# ts_rank_cd's weights, for D, C, B, A: (unused), body, tags and excerpt, title.
+_WEIGHTS_ARRAY = f"{{0.1, {WEIGHTS['body']}, {WEIGHTS['tags']}, {WEIGHTS['title']}}}"
+_RANK_WEIGHTS: ColumnElement[Any] = literal_column(f"'{_WEIGHTS_ARRAY}'::float4[]")
 
 
-def _newest(matched: Select[Any], *, common: bool = True) -> Select[Any]:
-    """``matched`` cut to its newest MAX_RESULTS posts, the ones that are ranked.
+def _rank(tsquery: ColumnElement[Any]) -> ColumnElement[float]:
+    return func.ts_rank_cd(_RANK_WEIGHTS, _document, tsquery, type_=Float)
+
+
+def _newest(matched: Select[Any], limit: int, *, common: bool = True) -> Select[Any]:
+    """The ids of ``matched``'s newest ``limit`` posts, a select to rank among.
 
     A ``common`` query walks the listing index newest first and stops at
-    MAX_RESULTS matches, so a word in a third of the site costs a few hundred
+    ``limit`` matches, so a word in a third of the site costs a few hundred
     documents; a rarer one is found through the full-text index, then sorted
     (ordering by an expression no index holds keeps PostgreSQL on that road).
     """
     when = Post.published_at if common else func.coalesce(Post.published_at, Post.updated_at)
-    newest = (
+    return (
         matched.with_only_columns(Post.id)
         .order_by(None)
         .order_by(when.desc(), Post.id.desc())
-        .limit(MAX_RESULTS)
+        .limit(limit)
     )
-    return matched.where(Post.id.in_(newest.scalar_subquery()))
 
 
 def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
@@ -299,30 +377,22 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
     dialect = session.get_bind().dialect.name
     recency = _recency(now, dialect)
     if dialect == "postgresql":
-        argument = _tsquery(session, query)
-        tsquery = cast(bindparam("search_tsquery", argument), TSQUERY)
-        rank = func.ts_rank_cd(
-            literal_column(
-                f"'{{0.1, {WEIGHTS['body']}, {WEIGHTS['tags']}, {WEIGHTS['title']}}}'::float4[]"
-            ),
-            _document,
-            tsquery,
-        )
+        argument, language, estimate = _tsquery(session, query)
+        tsquery = _tsquery_param(argument)
 
-        # How common the query is decides the road (see _newest): the planner's own estimate
-        # from the index's statistics, which costs a plan and no rows.
-        plan = session.scalar(_ESTIMATE, {"tsquery": argument})
-        common = float(plan[0]["Plan"]["Plan Rows"]) >= COMMON_MATCHES
+        def scored_pg(select_: Select[Any]) -> Select[Any]:
+            return select_.join(_documents, _documents.c.post_id == Post.id)
 
         def restrict_pg(select_: Select[Any]) -> Select[Any]:
-            return _newest(
-                select_.join(_documents, _documents.c.post_id == Post.id).where(
-                    _document.op("@@")(tsquery)
-                ),
-                common=common,
-            )
+            return scored_pg(select_).where(_document.bool_op("@@")(tsquery))
 
-        return Matcher(restrict_pg, rank * recency, dialect, argument)
+        def heads_pg(select_: Select[Any]) -> Select[Any]:
+            return restrict_pg(select_).where(_head.bool_op("@@")(tsquery))
+
+        score = _rank(tsquery) * recency
+        return Matcher(
+            restrict_pg, heads_pg, scored_pg, score, dialect, argument, language, estimate
+        )
     expression = _fts_match(query)
     bm25 = func.bm25(
         literal_column("post_search"),
@@ -333,13 +403,134 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
     )
 
     def restrict_fts(select_: Select[Any]) -> Select[Any]:
-        return _newest(
-            select_.join(_fts, _fts.c.rowid == Post.id).where(
-                literal_column("post_search").op("MATCH")(bindparam("search_match", expression))
-            )
+        return select_.join(_fts, _fts.c.rowid == Post.id).where(
+            literal_column("post_search").op("MATCH")(bindparam("search_match", expression))
         )
 
-    return Matcher(restrict_fts, -bm25 * recency, dialect, expression)
+    def heads_fts(select_: Select[Any]) -> Select[Any]:
+        # FTS5's column filter: the words looked for, in the title and tags alone.
+        heads = _fts_match(query, columns="{title tags}")
+        return select_.join(_fts, _fts.c.rowid == Post.id).where(
+            literal_column("post_search").op("MATCH")(bindparam("search_heads", heads))
+        )
+
+    return Matcher(restrict_fts, heads_fts, restrict_fts, -bm25 * recency, dialect, expression)
+
+
+def ranked(session: DbSession, query: Query, matching: Select[Any], *, now: datetime) -> Any:
+    """``matching`` (a select over posts) narrowed to ``query`` and ordered best first.
+
+    For the listings that bring their own filters and visibility (the Content
+    API, the staff's post list): this brings the match and the order.  The
+    candidates ranked are the newest HEAD_CANDIDATES title and tag matches and
+    the newest BODY_CANDIDATES matches anywhere; a title or tag match comes
+    first, whatever its age.
+    """
+    found = matcher(session, query, now=now)
+    estimate = found.estimate
+    common = estimate is None or estimate.walks(estimate.documents, BODY_CANDIDATES)
+    heads_common = estimate is None or estimate.walks(estimate.heads, HEAD_CANDIDATES)
+    heads = _newest(found.heads(matching), HEAD_CANDIDATES, common=heads_common)
+    anywhere = _newest(found.restrict(matching), BODY_CANDIDATES, common=common)
+    # The candidates drive the ranking select: it reads their rows by id, not every match.
+    head_ids, anywhere_ids = heads.subquery(), anywhere.subquery()
+    candidates = select(head_ids.c.id).union(select(anywhere_ids.c.id))
+    tier = case((Post.id.in_(select(head_ids.c.id)), 1), else_=0)
+    return (
+        found.scored(matching)
+        .where(Post.id.in_(candidates))
+        .order_by(None)
+        .order_by(tier.desc(), found.score.desc(), Post.id.desc())
+    )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a public search ranked: the ids best first, and whether either list was full."""
+
+    ids: list[int]
+    capped: bool
+
+
+_CANDIDATES = """
+SELECT c.post_id FROM (
+    SELECT post_id, max(head) AS head FROM (
+        (SELECT post_id, 1 AS head FROM search_documents
+         WHERE head_vector @@ CAST(:tsquery AS tsquery) {excluded} AND listed_at <= :now
+         ORDER BY {heads_order} DESC LIMIT :heads)
+        UNION ALL
+        (SELECT post_id, 0 FROM search_documents
+         WHERE document @@ CAST(:tsquery AS tsquery) AND listed_at <= :now
+         ORDER BY {bodies_order} DESC LIMIT :bodies)
+    ) found GROUP BY post_id
+) c JOIN search_documents d ON d.post_id = c.post_id
+ORDER BY c.head DESC,
+    ts_rank_cd(CAST(:weights AS float4[]), d.document, CAST(:tsquery AS tsquery))
+        * (0.5 + 0.5 / (1.0 + greatest(
+            extract(epoch FROM CAST(:now AS timestamptz) - d.listed_at) / 86400.0, 0.0) / :days))
+        DESC,
+    d.post_id DESC
+"""
+# Newest first along the date's index, or (an expression no index holds) through the full-text
+# index and a sort.
+_WALK, _SORT = "listed_at", "coalesce(listed_at, :now)"
+
+
+@cache
+def _candidates(heads_walk: bool, bodies_walk: bool, excluded: bool) -> TextClause:
+    return text(
+        _CANDIDATES.format(
+            # A word left out may be in the body, which the small vector does not hold.
+            excluded="AND document @@ CAST(:tsquery AS tsquery)" if excluded else "",
+            heads_order=_WALK if heads_walk else _SORT,
+            bodies_order=_WALK if bodies_walk else _SORT,
+        )
+    )
+
+
+def _public_pg(session: DbSession, found: Matcher, *, now: datetime, excluded: bool) -> Candidates:
+    """The public search on PostgreSQL: straight on the index, which knows what readers may
+    see (``listed_at``), so no row of ``posts`` is read until the page is shown.
+
+    Each list of candidates takes its road by the estimate (see WALK_RATIO).
+    """
+    estimate = found.estimate
+    if not found.argument or estimate is None:
+        return Candidates([], capped=False)  # only stop words: nothing to look for
+    statement = _candidates(
+        estimate.walks(estimate.heads, HEAD_CANDIDATES),
+        estimate.walks(estimate.documents, BODY_CANDIDATES),
+        excluded,
+    )
+    ids = list(
+        session.scalars(
+            statement,
+            {
+                "tsquery": found.argument,
+                "now": now,
+                "heads": HEAD_CANDIDATES,
+                "bodies": BODY_CANDIDATES,
+                "weights": _WEIGHTS_ARRAY,
+                "days": RECENCY_DAYS,
+            },
+        )
+    )
+    return Candidates(ids, _capped(len(ids)))
+
+
+def _public_fts(session: DbSession, query: Query, *, now: datetime) -> Candidates:
+    """The public search on SQLite: the listings' way, over the visible posts."""
+    visible = select(Post.id).where(Post.visible_clause(now, kind=None))
+    found = ranked(session, query, visible, now=now)
+    ids = list(session.scalars(found))
+    return Candidates(ids, _capped(len(ids)))
+
+
+def _capped(ranked_count: int) -> bool:
+    """Whether more posts matched than were ranked.  The newest matches anywhere are all the
+    matches while there are fewer than BODY_CANDIDATES of them; from there on, some were left
+    out (the title and tag matches among them are ranked all the same)."""
+    return ranked_count >= BODY_CANDIDATES
 
 
 # Snippets ---------------------------------------------------------------------------------------
@@ -367,40 +558,33 @@ def marked(raw: str, *, markdown: bool = False) -> Markup:
 
 @dataclass(frozen=True)
 class Hit:
-    post: Post
+    post: PostCard
     title: Markup
     snippet: Markup
+
+
+# PostgreSQL's marked title and snippet, read with the cards of the posts shown (one statement).
+# The markers are taken out of the text before marks go in.  A snippet is made from the text
+# around the body's first match, near enough (a lexeme is the start of the words it stands for,
+# as a rule; without one, the start of the body).
+_TITLE_HEADLINE = """ts_headline(CAST(:config AS regconfig), translate(posts.title, :markers, ''),
+    CAST(:tsquery AS tsquery), :title_options)"""
+_BODY_HEADLINE = """ts_headline(CAST(:config AS regconfig),
+    translate(substr(posts.markdown, greatest(coalesce(
+        (SELECT min(nullif(strpos(lower(posts.markdown), w), 0))
+         FROM unnest(CAST(:lexemes AS text[])) AS w), 1) - :lead, 1), :source), :markers, ''),
+    CAST(:tsquery AS tsquery), :body_options)"""
+_MARKS = f"StartSel={START}, StopSel={STOP}"
+_FRAGMENTS = f", MaxFragments=1, MinWords=15, MaxWords=35, FragmentDelimiter={BETWEEN}"
 
 
 def _highlights(
     session: DbSession, found: Matcher, ids: Sequence[int]
 ) -> dict[int, tuple[str, str]]:
-    """The title and a snippet of the body, with marks, for the posts shown (and only those)."""
+    """The title and a snippet of the body, with marks, for the posts shown (and only those):
+    SQLite's (PostgreSQL's come with the cards, ``_shown``)."""
     if not ids:
         return {}
-    clean = func.translate  # the markers are taken out of the text before marks go in
-    if found.dialect == "postgresql":
-        config = cast(literal(_language(session)), REGCONFIG)
-        tsquery = cast(literal(found.argument), TSQUERY)
-        options = "StartSel=\x01, StopSel=\x02"
-        rows = session.execute(
-            select(
-                Post.id,
-                func.ts_headline(
-                    config,
-                    clean(Post.title, "\x01\x02\x03", ""),
-                    tsquery,
-                    options + ", HighlightAll=true",
-                ),
-                func.ts_headline(
-                    config,
-                    clean(Post.markdown, "\x01\x02\x03", ""),
-                    tsquery,
-                    options + ", MaxFragments=2, MinWords=12, MaxWords=28, FragmentDelimiter=\x03",
-                ),
-            ).where(Post.id.in_(ids))
-        )
-        return {row[0]: (row[1], row[2]) for row in rows}
     rows = session.execute(
         text(
             "SELECT rowid, highlight(post_search, 0, :start, :stop), "
@@ -436,11 +620,7 @@ class Results:
     page: Page
     hits: list[Hit]
     suggestions: list[Suggestion] = field(default_factory=list)
-
-    @property
-    def capped(self) -> bool:
-        """More matched than are ranked (MAX_RESULTS): the newest of them are shown."""
-        return self.page.total >= MAX_RESULTS
+    capped: bool = False  # more matched than were ranked (see HEAD_CANDIDATES)
 
 
 def count(session: DbSession, matching: Select[Any]) -> int:
@@ -449,12 +629,42 @@ def count(session: DbSession, matching: Select[Any]) -> int:
     return session.scalar(select(func.count()).select_from(limited)) or 0
 
 
-def _load(session: DbSession, ids: Sequence[int]) -> list[Post]:
-    posts = {
-        p.id: p
-        for p in session.scalars(select(Post).where(Post.id.in_(ids)).options(*with_links()))
-    }
-    return [posts[i] for i in ids if i in posts]
+@cache
+def _result_cards(marked_pg: bool) -> Select[Any]:
+    """A card of each post shown, but for its HTML, which a result never shows (and which is
+    the largest thing in a post's row); on PostgreSQL, with its marked title and snippet."""
+    columns: list[Any] = [literal("") if c is Post.html else c for c in CARD_COLUMNS]
+    if marked_pg:
+        columns += [text(_TITLE_HEADLINE), text(_BODY_HEADLINE)]
+    return select(*columns).where(Post.id.in_(bindparam("ids", expanding=True)))
+
+
+def _shown(
+    session: DbSession, found: Matcher, ids: Sequence[int]
+) -> tuple[list[PostCard], dict[int, tuple[str, str]]]:
+    """The cards of the posts ``ids``, in that order, and their marked titles and snippets."""
+    if not ids:
+        return [], {}
+    marked_pg = found.dialect == "postgresql" and bool(found.argument)
+    params: dict[str, Any] = {"ids": list(ids)}
+    if marked_pg:
+        params |= {
+            "config": found.language,
+            "tsquery": found.argument,
+            "markers": START + STOP + BETWEEN,
+            "title_options": _MARKS + ", HighlightAll=true",
+            "body_options": _MARKS + _FRAGMENTS,
+            "lexemes": _lexemes(found.argument),
+            "lead": SNIPPET_LEAD,
+            "source": SNIPPET_SOURCE,
+        }
+    rows = cards_with(session, _result_cards(marked_pg), params)
+    by_id = {card.id: card for card, _ in rows}
+    if marked_pg:
+        marks = {card.id: (more[0], more[1]) for card, more in rows}
+    else:
+        marks = _highlights(session, found, ids) if found.dialect != "postgresql" else {}
+    return [by_id[i] for i in ids if i in by_id], marks
 
 
 def search_public(
@@ -471,14 +681,15 @@ def search_public(
         check_page(number, 0, per_page)
         return Results(query, Page([], number, per_page, 0), [])
     found = matcher(session, query, now=now)
-    matching = found.restrict(select(Post.id).where(Post.visible_clause(now, kind=None)))
+    if found.dialect == "postgresql":
+        candidates = _public_pg(session, found, now=now, excluded=bool(query.excluded))
+    else:
+        candidates = _public_fts(session, query, now=now)
     # Every ranked match in one query (there are at most MAX_RESULTS): the page is a slice.
-    ranked_ids = list(session.scalars(matching.order_by(found.score.desc(), Post.id.desc())))
-    total = len(ranked_ids)
+    total = len(candidates.ids)
     check_page(number, total, per_page)
-    ids = ranked_ids[(number - 1) * per_page : number * per_page]
-    posts = _load(session, ids)
-    marks = _highlights(session, found, ids)
+    ids = candidates.ids[(number - 1) * per_page : number * per_page]
+    posts, marks = _shown(session, found, ids)
     hits = [
         Hit(
             post,
@@ -487,18 +698,11 @@ def search_public(
         )
         for post in posts
     ]
-    suggestions = suggest(session, query, now=now) if total == 0 else []
-    return Results(query, Page(posts, number, per_page, total), hits, suggestions)
-
-
-def ranked(session: DbSession, query: Query, matching: Select[Any], *, now: datetime) -> Any:
-    """``matching`` (a select over posts) narrowed to ``query`` and ordered best first.
-
-    For the other listings that search (the Content API, the staff's post list):
-    they bring their own filters and visibility, this brings the match and the order.
-    """
-    found = matcher(session, query, now=now)
-    return found.restrict(matching).order_by(None).order_by(found.score.desc(), Post.id.desc())
+    # A query of stop words alone has nothing to be close to.
+    stop_words_only = found.dialect == "postgresql" and not found.argument
+    suggestions = suggest(session, query, now=now) if total == 0 and not stop_words_only else []
+    page = Page(posts, number, per_page, total)
+    return Results(query, page, hits, suggestions, capped=candidates.capped)
 
 
 # Did you mean ----------------------------------------------------------------------------------

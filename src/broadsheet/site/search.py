@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from flask import Response, render_template, request, url_for
 
-from broadsheet.content import queries
-from broadsheet.content.search import MAX_RESULTS, search_public
+from broadsheet.content.search import search_public
 from broadsheet.extensions import db, utcnow
 from broadsheet.http_caching import cacheable
+from broadsheet.site.generation import nav_pages
 from broadsheet.site.head import Head, absolute
 from broadsheet.site.theme import current_settings
 from broadsheet.site.views import bp
@@ -45,7 +45,6 @@ def search() -> Response:
         name="Search",
         noindex=True,  # result pages are endless and thin: search engines are told to skip them
     )
-    nav_pages = queries.public_pages(db.session, now=now)
     body = render_template(
         "site/search.html",
         head=head,
@@ -53,7 +52,6 @@ def search() -> Response:
         page=page,
         newer_url=newer,
         older_url=older,
-        max_results=MAX_RESULTS,
-        nav_pages=nav_pages,
+        nav_pages=nav_pages(now),
     )
     return cacheable(body, last_modified=None, max_age=SEARCH_MAX_AGE)
