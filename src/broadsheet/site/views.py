@@ -36,7 +36,7 @@ from broadsheet.site.head import (
     post_data,
 )
 from broadsheet.site.theme import SiteBlueprint, current_settings, init_theme, site_feeds
-from broadsheet.urls import absolute_url
+from broadsheet.urls import absolute_url, path_for
 
 # How long a browser or proxy may reuse a page before asking again (it then gets a cheap 304).
 FRONT_PAGES_MAX_AGE = 60  # home and the first page of each archive change with every post
@@ -109,8 +109,8 @@ def _pagination_urls(
 def _page_url(endpoint: str, number: int, values: dict[str, Any]) -> str:
     """Page 1 of a listing lives at the listing's own URL, without /page/1/."""
     if number > 1:
-        return url_for(endpoint, number=number, **values)
-    return url_for(endpoint, **values)
+        return path_for(endpoint, number=number, **values)
+    return path_for(endpoint, **values)
 
 
 def _listing(
