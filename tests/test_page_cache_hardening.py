@@ -30,6 +30,7 @@ from broadsheet.extensions import db, utcnow
 from broadsheet.page_cache import QUERY_PARAMETERS, Entry, store_key
 from broadsheet.page_cache.entries import Sealer
 from broadsheet.page_cache.notify import APPLICATION_NAME, NotifiedGeneration
+from broadsheet.page_cache.stores import PageFolder, embedded_pages
 from tests.conftest import NOW, base_config
 from tests.page_cache_support import eventually, fetch, keep_tasks_on
 from tests.staff import PASSWORD, separate_client, sign_in
@@ -356,3 +357,15 @@ def test_sqlite_keeps_the_token_beside_the_database(
     database = Path(database_url.removeprefix("sqlite:///"))
     assert (database.parent / f"{database.name}-page-cache" / "generation").exists()
     assert not (Path(web.instance_path) / "page-cache" / "generation").exists()
+
+
+def test_the_embedded_store_keeps_its_folder_within_bounds(tmp_path: Path) -> None:
+    """A crawler walking a long tail fills the folder; it is pruned back, and keeps the
+    pages it was given last."""
+    store = embedded_pages(tmp_path, max_entries=50)
+    for number in range(1000):
+        store.set(f"page {number}", f"body {number}".encode(), 3600)
+    files = list((tmp_path / "pages").iterdir())
+    assert len(files) <= 50 + PageFolder.PRUNE_EVERY
+    assert store.get("page 999") == b"body 999"
+    assert not any(name.name.startswith("__wz_cache") for name in files)  # no count file

@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from psycopg.pq import TransactionStatus
+from sqlalchemy import event, text
 
 from broadsheet import create_app
 from broadsheet.accounts.models import Role, User
 from broadsheet.content.models import PostKind
 from broadsheet.extensions import db
 from tests.conftest import NOW, base_config
+from tests.page_cache_support import another_app
 
 PAGES = ["/", "/tag/flask/", "/author/maya-okafor/", "/2026/", "/2026/05/", "/post-1/"]
 
@@ -202,3 +205,44 @@ def test_templates_under_the_instance_folder_override_the_theme(
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_readers_post_page_is_one_statement_run_outside_any_transaction(
+    app: Flask, database_url: str, tmp_path: Path, make_post: Any, backend: str
+) -> None:
+    """The post with its tags, its authors and both neighbours is one statement, sent with no
+    transaction open: no BEGIN or ROLLBACK around it, so the statement psycopg prepared on
+    the connection stays prepared for the next reader (a ROLLBACK would drop it)."""
+    if backend != "postgresql":
+        pytest.skip("the settings and the menu are kept per generation on PostgreSQL")
+    for number in range(3):
+        make_post(
+            f"Post {number}",
+            tags=["Flask", "#internal"],
+            published_at=NOW - timedelta(days=number + 1),
+        )
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if "stats_" not in statement:  # the views counted, written apart now and then
+            seen.append((statement, cursor.connection.info.transaction_status))
+
+    with another_app(app, base_config(tmp_path, database_url, PAGE_CACHE_URL="off")) as plain:
+        reader = plain.test_client()
+        assert reader.get("/post-1/").status_code == 200  # the settings and the menu, once
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            response = reader.get("/post-1/")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        with db.engine.connect() as connection:  # staff and writes keep their transaction
+            connection.execute(text("SELECT 1"))
+            assert connection.connection.dbapi_connection.info.transaction_status == (
+                TransactionStatus.INTRANS
+            )
+    page = response.get_data(as_text=True)
+    assert 'href="/post-0/"' in page  # newer
+    assert 'href="/post-2/"' in page  # older
+    assert 'rel="tag">Flask<' in page
+    assert "#internal" not in page
+    assert [status for _statement, status in seen] == [TransactionStatus.IDLE], seen

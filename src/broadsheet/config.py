@@ -393,7 +393,16 @@ def _media_settings(
 
 def _engine_options(url: str) -> dict[str, Any]:
     if is_postgresql(url):
-        return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+        return {
+            "pool_pre_ping": True,
+            "pool_size": 5,
+            "max_overflow": 5,
+            # psycopg prepares a statement from its second run on a connection, so that
+            # PostgreSQL can keep its plan: planning cost a read page more than running its
+            # statement.  (A ROLLBACK drops every prepared statement: anonymous reads run
+            # outside a transaction, see page_cache.read_outside_a_transaction.)
+            "connect_args": {"prepare_threshold": 2},
+        }
     # SQLite: wait for a writer instead of failing at once with "database is locked".
     return {"connect_args": {"timeout": 30}}
 

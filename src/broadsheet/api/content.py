@@ -215,7 +215,7 @@ def list_authors(limit: int, page: int) -> Response:
 @blp.alt_response(304, description=NOT_MODIFIED["description"])
 def get_author(slug: str) -> Response:
     """One author, with their count of public posts."""
-    found = queries.public_author(db.session, slug, now=utcnow())
+    found = queries.public_author(db.session, slug, now=utcnow(), remember=page_cache.remember)
     author = {**schemas.AuthorSchema().dump(found.user), "post_count": found.post_count}
     return _json({"author": author})
 

@@ -3,9 +3,9 @@
 The public pages, the feeds and the Content API only read: building ORM
 objects (identity map, loader options, attribute instrumentation) cost them
 about half their time.  Here a post is a frozen ``PostCard`` made from one
-row, with its public tags and its authors read for a whole page in one more
-statement; it answers the same attributes the templates, the feeds and the
-API's schemas ask of a ``Post``.
+row that carries its public tags and its authors too (aggregated as JSON in
+the same statement: a page of cards is one round trip); it answers the same
+attributes the templates, the feeds and the API's schemas ask of a ``Post``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, literal, select, union_all
+from sqlalchemy import JSON, Select, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import FunctionElement
 
 from broadsheet.accounts.models import User, display_name_for
 from broadsheet.content.models import (
@@ -85,7 +87,55 @@ class PostCard:
         return reading_minutes(self.word_count)
 
 
-# The columns a card is made of, in ``_card``'s order.
+class _JsonRows(FunctionElement[Any]):
+    """The rows an aggregate sees, as one JSON array of arrays of ``clauses`` (``json_agg``
+    on PostgreSQL, ``json_group_array`` on SQLite); NULL or ``[]`` when there are none."""
+
+    type = JSON()
+    name = "json_rows"
+    inherit_cache = True
+
+
+@compiles(_JsonRows, "postgresql")
+def _json_rows_postgresql(element: _JsonRows, compiler: Any, **kw: Any) -> str:
+    return f"json_agg(json_build_array({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(_JsonRows)
+def _json_rows_sqlite(element: _JsonRows, compiler: Any, **kw: Any) -> str:
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
+
+
+def _tags_column() -> Any:
+    """A post's public tags as ``[position, id, name, slug, description]`` rows."""
+    link, tag = aliased(PostTag), aliased(Tag)
+    return (
+        select(_JsonRows(link.position, tag.id, tag.name, tag.slug, tag.description))
+        .select_from(link)
+        .join(tag, tag.id == link.tag_id)
+        .where(link.post_id == Post.id, ~tag.is_internal)
+        .correlate(Post)
+        .scalar_subquery()
+        .label("card_tags")
+    )
+
+
+def _authors_column() -> Any:
+    """A post's authors as ``[position, id, name, slug, bio, email]`` rows."""
+    link, user = aliased(PostAuthor), aliased(User)
+    return (
+        select(_JsonRows(link.position, user.id, user.name, user.slug, user.bio, user.email))
+        .select_from(link)
+        .join(user, user.id == link.user_id)
+        .where(link.post_id == Post.id)
+        .correlate(Post)
+        .scalar_subquery()
+        .label("card_authors")
+    )
+
+
+# The columns a card is made of, in ``_card``'s order: the post's own, then its public tags
+# and its authors, aggregated beside it so that a page of cards is one statement.
 CARD_COLUMNS = (
     Post.id,
     Post.kind,
@@ -101,7 +151,10 @@ CARD_COLUMNS = (
     Post.published_at,
     Post.updated_at,
     Post.created_at,
+    _tags_column(),
+    _authors_column(),
 )
+CARD_WIDTH = len(CARD_COLUMNS)
 
 
 def card_query() -> Select[Any]:
@@ -112,13 +165,9 @@ def cards(
     session: DbSession, query: Select[Any], params: dict[str, Any] | None = None
 ) -> list[PostCard]:
     """The posts ``query`` (a ``card_query``) selects, in its order, each with its tags and
-    authors: two statements whatever the count."""
+    authors: one statement whatever the count."""
     # Straight on the connection: rows need none of the ORM session's execution machinery.
-    rows = session.connection().execute(query, params).all()
-    if not rows:
-        return []
-    tags, authors = _links(session, [row[0] for row in rows])
-    return [_card(row, tags.get(row[0], ()), authors.get(row[0], ())) for row in rows]
+    return [card(row) for row in session.connection().execute(query, params)]
 
 
 def cards_with(
@@ -126,72 +175,18 @@ def cards_with(
 ) -> list[tuple[PostCard, tuple[Any, ...]]]:
     """``cards``, for a query that selects more after a card's columns (the search's marked
     title and snippet): each card with the rest of its row."""
-    rows = session.connection().execute(query, params).all()
-    if not rows:
-        return []
-    tags, authors = _links(session, [row[0] for row in rows])
-    width = len(CARD_COLUMNS)
-    return [
-        (_card(row[:width], tags.get(row[0], ()), authors.get(row[0], ())), tuple(row[width:]))
-        for row in rows
-    ]
+    rows = session.connection().execute(query, params)
+    return [(card(row), tuple(row[CARD_WIDTH:])) for row in rows]
 
 
-def _card(row: Any, tags: Sequence[TagRef], authors: Sequence[Byline]) -> PostCard:
+def card(row: Sequence[Any]) -> PostCard:
+    """The card of a row whose first columns are ``CARD_COLUMNS``."""
     (id_, kind, slug, title, excerpt, html, markdown, featured, image, meta_title,
-     meta_description, published_at, updated_at, created_at) = row  # fmt: skip
+     meta_description, published_at, updated_at, created_at, tags, authors,
+     ) = row[:CARD_WIDTH]  # fmt: skip
     return PostCard(
         id_, kind, slug, title, excerpt, html, featured, image, meta_title, meta_description,
-        published_at, updated_at, created_at, count_words(markdown), tuple(tags), tuple(authors),
+        published_at, updated_at, created_at, count_words(markdown),
+        tuple(TagRef(i, n, s, d) for _p, i, n, s, d in sorted(tags or ())),
+        tuple(Byline(i, s, n, e, b) for _p, i, n, s, b, e in sorted(authors or ())),
     )  # fmt: skip
-
-
-def _links(
-    session: DbSession, ids: list[int]
-) -> tuple[dict[int, list[TagRef]], dict[int, list[Byline]]]:
-    """The public tags and the authors of the posts ``ids``, in their order, in one statement."""
-    found_tags: dict[int, list[TagRef]] = {}
-    found_authors: dict[int, list[Byline]] = {}
-    row: Any
-    for row in session.connection().execute(_links_statement(), {"ids": ids}):
-        post_id, what, _position, id_, name, slug, text, email = row
-        if what == "t":
-            found_tags.setdefault(post_id, []).append(TagRef(id_, name, slug, text))
-        else:
-            found_authors.setdefault(post_id, []).append(Byline(id_, slug, name, email, text))
-    return found_tags, found_authors
-
-
-@cache
-def _links_statement() -> Select[Any]:
-    ids: Any = bindparam("ids", expanding=True)
-    tags = (
-        select(
-            PostTag.post_id,
-            literal("t").label("what"),
-            PostTag.position,
-            Tag.id,
-            Tag.name,
-            Tag.slug,
-            Tag.description.label("text"),
-            literal("").label("email"),
-        )
-        .join(Tag, Tag.id == PostTag.tag_id)
-        .where(PostTag.post_id.in_(ids), ~Tag.is_internal)
-    )
-    authors = (
-        select(
-            PostAuthor.post_id,
-            literal("a").label("what"),
-            PostAuthor.position,
-            User.id,
-            User.name,
-            User.slug,
-            User.bio.label("text"),
-            User.email,
-        )
-        .join(User, User.id == PostAuthor.user_id)
-        .where(PostAuthor.post_id.in_(ids))
-    )
-    both = union_all(tags, authors).subquery()
-    return select(both).order_by(both.c.post_id, both.c.what, both.c.position, both.c.id)

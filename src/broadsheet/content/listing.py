@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, literal, or_, select
 
 from broadsheet.accounts.models import User
 from broadsheet.content import search as searching
@@ -130,8 +130,9 @@ def list_posts(
         total = remember(f"filtered:{wanted!r}", lambda: session.scalar(counted) or 0)
         page = page or 1
         check_page(page, total, limit)
-        query = query.offset((page - 1) * limit)
-    rows = cards(session, query.order_by(*order).limit(limit + 1))
+        query = query.offset(literal((page - 1) * limit, literal_execute=True))
+    # Limits written into the statement rather than bound: PostgreSQL reuses one plan for it.
+    rows = cards(session, query.order_by(*order).limit(literal(limit + 1, literal_execute=True)))
     more = len(rows) > limit
     posts = rows[:limit]
     last = posts[-1] if posts and more else None

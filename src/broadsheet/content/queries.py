@@ -29,10 +29,11 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, literal, or_, select, tuple_, union_all
+from sqlalchemy import Integer, Select, and_, bindparam, func, literal, or_, select, tuple_
+from sqlalchemy.orm import aliased
 
 from broadsheet.accounts.models import User
-from broadsheet.content.cards import Byline, PostCard, TagRef, card_query, cards
+from broadsheet.content.cards import CARD_WIDTH, Byline, PostCard, TagRef, card, card_query, cards
 from broadsheet.content.models import Post, PostAuthor, PostKind, PostTag, Tag
 from broadsheet.content.paging import Page, Remember, check_page, compute
 from broadsheet.errors import NotFound
@@ -87,7 +88,10 @@ def _listing(source: str, since: bool = False, until: bool = False) -> _Listing:
         .where(*where)
         .subquery()
     )
-    page = cards_from.where(*where).order_by(*newest_first).limit(bindparam("per_page"))
+    # Limits are written into the statement, not bound: PostgreSQL can then reuse one plan
+    # for every request (a bound LIMIT makes it plan each run anew).
+    per_page = bindparam("per_page", type_=Integer(), literal_execute=True)
+    page = cards_from.where(*where).order_by(*newest_first).limit(per_page)
     at = tuple_(bindparam("at", type_=published.type), bindparam("at_id", type_=ident.type))
     return _Listing(
         count=select(func.count(ident)).where(*where),
@@ -265,23 +269,40 @@ class PublicAuthor:
     post_count: int
 
 
-def public_author(session: DbSession, slug: str, *, now: datetime) -> PublicAuthor:
-    """A staff member readers may look up: one with a public post, and how many they have.
+def public_byline(session: DbSession, slug: str, *, now: datetime) -> Byline:
+    """A staff member readers may look up: one with a public post.
 
     The site's author page and the Content API both ask here, so they agree:
     NotFound for nobody, for staff who have published nothing, and so for a
     deactivated account without public posts (one with posts keeps its byline
-    and its page).
+    and its page).  One step into the archive's index, never a count.
     """
+    published = (
+        select(PostAuthor.post_id)
+        .where(PostAuthor.user_id == User.id, PostAuthor.published_at <= now)
+        .exists()
+    )
     row = session.execute(
-        select(User.id, User.slug, User.name, User.email, User.bio, func.count(PostAuthor.post_id))
-        .join(PostAuthor, PostAuthor.user_id == User.id)
-        .where(User.slug == slug, PostAuthor.published_at <= now)
-        .group_by(User.id, User.slug, User.name, User.email, User.bio)
+        select(User.id, User.slug, User.name, User.email, User.bio).where(
+            User.slug == slug, published
+        )
     ).first()
     if row is None:
         raise NotFound(f"no author {slug!r}")
-    return PublicAuthor(Byline(*row[:5]), int(row[5]))
+    return Byline(*row)
+
+
+def public_author(
+    session: DbSession, slug: str, *, now: datetime, remember: Remember = compute
+) -> PublicAuthor:
+    """``public_byline`` and how many public posts they have: their archive's total, kept
+    through ``remember`` under the same name as the archive's own."""
+    user = public_byline(session, slug, now=now)
+    listing, params = _listing("post_authors"), {"now": now, "owner": user.id}
+    total = remember(
+        f"post_authors:{user.id}:total", lambda: session.scalar(listing.count, params) or 0
+    )
+    return PublicAuthor(user, total)
 
 
 def author_archive(
@@ -347,48 +368,65 @@ def public_pages(session: DbSession, *, now: datetime) -> list[PostLink]:
     return [PostLink(slug, title, updated_at) for slug, title, updated_at in rows]
 
 
-def neighbours(
-    session: DbSession, post: PostCard, *, now: datetime
-) -> tuple[PostLink | None, PostLink | None]:
-    """The public posts just older and just newer than ``post``, in one query.
+@dataclass(frozen=True)
+class PostPage:
+    """A post or page as its own page shows it: the card, and the public posts just older
+    and just newer (none for a standalone page)."""
 
-    Each side is one step along the listing index; pages have no neighbours.
+    post: PostCard
+    older: PostLink | None
+    newer: PostLink | None
+
+
+def public_post_page(session: DbSession, slug: str, *, now: datetime) -> PostPage:
+    """A published post or page by slug, with its neighbours: one statement.
+
+    Each neighbour is one step along the listing index.  Raises NotFound like
+    ``public_post``.
     """
-    if post.kind is not PostKind.POST or post.published_at is None:
-        return None, None
-    rows = session.connection().execute(
-        _neighbours(), {"now": now, "when": post.published_at, "post_id": post.id}
-    )
-    found = {row.side: PostLink(row.slug, row.title, row.updated_at) for row in rows}
-    return found.get("older"), found.get("newer")
+    row = session.connection().execute(_post_page(), {"now": now, "key": slug}).first()
+    if row is None:
+        raise NotFound("no such post")
+    older = PostLink(*row[CARD_WIDTH : CARD_WIDTH + 3]) if row[CARD_WIDTH] else None
+    newer = PostLink(*row[CARD_WIDTH + 3 :]) if row[CARD_WIDTH + 3] else None
+    return PostPage(card(row), older, newer)
 
 
 @cache
-def _neighbours() -> Any:
-    when = bindparam("when", type_=Post.published_at.type)
-    post_id: Any = bindparam("post_id")
-    public = Post.visible_clause(bindparam("now"))
-    columns = (Post.slug, Post.title, Post.updated_at)
-    older = (
-        select(*columns, literal("older").label("side"))
-        .where(
-            public,
-            Post.published_at <= when,
-            or_(Post.published_at < when, and_(Post.published_at == when, Post.id < post_id)),
-        )
-        .order_by(Post.published_at.desc(), Post.id.desc())
-        .limit(1)
-        .subquery()
+def _post_page() -> Select[Any]:
+    older, newer = aliased(Post, name="older"), aliased(Post, name="newer")
+    return (
+        card_query()
+        .add_columns(older.slug, older.title, older.updated_at)
+        .add_columns(newer.slug, newer.title, newer.updated_at)
+        .join_from(Post, older, older.id == _neighbour(older=True), isouter=True)
+        .join_from(Post, newer, newer.id == _neighbour(older=False), isouter=True)
+        .where(Post.visible_clause(bindparam("now"), kind=None), Post.slug == bindparam("key"))
     )
-    newer = (
-        select(*columns, literal("newer").label("side"))
-        .where(
-            public,
-            Post.published_at >= when,
-            or_(Post.published_at > when, and_(Post.published_at == when, Post.id > post_id)),
+
+
+def _neighbour(*, older: bool) -> Any:
+    """The id of the public post just older (or newer) than the outer query's post, when that
+    is a post; the comparison is written so that PostgreSQL walks the listing index."""
+    other = aliased(Post)
+    when, ident = Post.published_at, Post.id
+    if older:
+        step = (
+            other.published_at <= when,
+            or_(other.published_at < when, and_(other.published_at == when, other.id < ident)),
         )
-        .order_by(Post.published_at, Post.id)
-        .limit(1)
-        .subquery()
+        order = (other.published_at.desc(), other.id.desc())
+    else:
+        step = (
+            other.published_at >= when,
+            or_(other.published_at > when, and_(other.published_at == when, other.id > ident)),
+        )
+        order = (other.published_at.asc(), other.id.asc())
+    return (
+        select(other.id)
+        .where(Post.kind == PostKind.POST, other.visible_clause(bindparam("now")), *step)
+        .order_by(*order)
+        .limit(literal(1, literal_execute=True))
+        .correlate(Post)
+        .scalar_subquery()
     )
-    return union_all(select(older), select(newer))

@@ -36,10 +36,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, current_app, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy.engine import make_url
 
 from broadsheet.config import is_postgresql
+from broadsheet.extensions import db
 from broadsheet.page_cache.cache import (
     BLUEPRINTS,
     EXTENSION,
@@ -87,6 +89,7 @@ def init_app(app: Flask) -> None:
     request (ProxyFix), so that the cache sees the request the app sees.
     """
     app.extensions[BLUEPRINTS] = set()
+    app.extensions[PLAIN_READS] = set()
     app.after_request(mark_shareable)
     url = app.config.get("PAGE_CACHE_URL") or ""
     database = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -110,9 +113,41 @@ def init_app(app: Flask) -> None:
         pages, generation = embedded_pages(folder), file_generation(_token_folder(database, folder))
     cache = PageCache(pages, generation, Sealer(app.config["SECRET_KEY"]))
     app.extensions[EXTENSION] = cache
+    if is_postgresql(database):
+        app.before_request(read_outside_a_transaction)
+        app.teardown_request(_end_read)
     cache.start()
     watch()
     app.wsgi_app = PageCacheMiddleware(app.wsgi_app, cache, app)  # type: ignore[method-assign]
+
+
+READ_OUTSIDE = "broadsheet.page_cache.read_outside"  # in the environ of such a read
+PLAIN_READS = "broadsheet.page_cache.plain_reads"  # the blueprints whose reads need no transaction
+
+
+def read_outside_a_transaction() -> None:
+    """An anonymous read of a page that may be kept runs its statements in autocommit.
+
+    Such a view only reads (one statement, or a few), so it needs no
+    transaction: no BEGIN and no ROLLBACK round trip, and psycopg keeps the
+    statements it has prepared (a ROLLBACK drops them all), so a page's
+    statement is planned once per connection rather than on every miss.
+    """
+    if (
+        request.method in ("GET", "HEAD")
+        and READ_ENDPOINT in request.environ  # anonymous: no staff session, no token
+        and request.blueprint in current_app.extensions[PLAIN_READS]
+        and not db.session().in_transaction()
+    ):
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        request.environ[READ_OUTSIDE] = True
+
+
+def _end_read(_error: BaseException | None) -> None:
+    """Hand the connection back, reset for whatever comes next, even where the app context
+    outlives the request (a rollback outside a transaction sends nothing)."""
+    if request.environ.pop(READ_OUTSIDE, False):
+        db.session.rollback()
 
 
 def _token_folder(database: str, instance_folder: Path) -> Path:
@@ -139,6 +174,16 @@ def close(app: Flask) -> None:
         cache.generation.close()
 
 
-def cache_pages(bp: Blueprint) -> None:
-    """Serve ``bp``'s anonymous GETs from the page cache, and keep its public 200s there."""
-    bp.record_once(lambda state: state.app.extensions[BLUEPRINTS].add(bp.name))
+def cache_pages(bp: Blueprint, *, streams: bool = False) -> None:
+    """Serve ``bp``'s anonymous GETs from the page cache, and keep its public 200s there.
+
+    Their statements run outside a transaction (``read_outside_a_transaction``) unless
+    ``streams``: a view that reads through a server-side cursor needs one.
+    """
+
+    def register(state: BlueprintSetupState) -> None:
+        state.app.extensions[BLUEPRINTS].add(bp.name)
+        if not streams:
+            state.app.extensions[PLAIN_READS].add(bp.name)
+
+    bp.record_once(register)

@@ -9,9 +9,11 @@ a store is ever unpickled.  Every method may raise ``OSError`` or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import struct
 import threading
 import time
 import weakref
@@ -248,13 +250,60 @@ def redis_stores(url: str, prefix: str) -> tuple[PageStore, GenerationStore]:
     return pages, RedisGeneration(client, f"{prefix}{GENERATION_KEY}")
 
 
-def embedded_pages(folder: Path) -> PageStore:
-    """Pages in cachelib's folder of files."""
-    pages = FileSystemCache(
-        str(folder / "pages"), threshold=EMBEDDED_MAX_ENTRIES, default_timeout=ENTRY_SECONDS
-    )
+def embedded_pages(folder: Path, max_entries: int = EMBEDDED_MAX_ENTRIES) -> PageStore:
+    """Pages in cachelib's folder of files, at most about ``max_entries`` of them."""
+    pages = PageFolder(str(folder / "pages"), max_entries)
     pages.serializer = BytesOnly()
     return pages
+
+
+class PageFolder(FileSystemCache):
+    """cachelib's folder of files, counted now and then rather than on every page kept.
+
+    cachelib's own threshold keeps a count in a file of its own, read twice and
+    rewritten on every ``set``: three more file operations than the page itself
+    on every miss, and a count that processes sharing the folder overwrite.
+    Here each process lists the folder once every ``PRUNE_EVERY`` pages it
+    keeps and prunes it when it has grown past ``max_entries``.
+    """
+
+    PRUNE_EVERY = 200
+
+    def __init__(self, path: str, max_entries: int) -> None:
+        super().__init__(path, threshold=0, default_timeout=ENTRY_SECONDS)  # 0: no count file
+        self.max_entries = max_entries
+        self._kept = 0
+        self._counting = threading.Lock()
+
+    def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
+        with self._counting:
+            self._kept += 1
+            due = self._kept % self.PRUNE_EVERY == 0
+        if due:
+            self.prune()
+        return bool(super().set(key, value, timeout, mgmt_element))
+
+    def prune(self) -> None:
+        """Bring the folder back under ``max_entries`` if it has grown past it: the expired
+        entries go, then the least recently written, down to two thirds of it."""
+        names = list(self._list_dir())
+        if len(names) <= self.max_entries:
+            return
+        now, kept = time.time(), []
+        for name in names:
+            try:
+                with open(name, "rb") as entry:
+                    expires = struct.unpack("I", entry.read(4))[0]
+                if expires != 0 and expires < now:
+                    os.remove(name)
+                else:
+                    kept.append((os.stat(name).st_mtime, name))
+            except (OSError, struct.error):
+                continue  # removed meanwhile by another process, or being written
+        kept.sort()
+        for _written, name in kept[: max(0, len(kept) - self.max_entries * 2 // 3)]:
+            with contextlib.suppress(OSError):
+                os.remove(name)
 
 
 def file_generation(folder: Path) -> GenerationStore:

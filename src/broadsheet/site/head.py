@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 
 from broadsheet.content.cards import Byline, PostCard
 from broadsheet.content.models import PostKind
 from broadsheet.content.paging import Page
 from broadsheet.http_caching import newest
-from broadsheet.urls import absolute_url
+from broadsheet.urls import absolute_url, path_for
 
 FEED_FORMATS = (
     ("rss", "application/rss+xml", "RSS"),
@@ -61,7 +61,7 @@ def optional_url(endpoint: str, **values: Any) -> str | None:
     """
     if endpoint not in current_app.view_functions:
         return None
-    return url_for(endpoint, **values)
+    return path_for(endpoint, **values)
 
 
 def absolute(path: str) -> str:

@@ -33,7 +33,7 @@ ROBOTS_MAX_AGE = 86400
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 bp = Blueprint("sitemap", __name__)
-cache_pages(bp)
+cache_pages(bp, streams=True)  # sections are read through a server-side cursor
 
 # Each section's URLs, from a slug; the home page leads the "posts" section.
 _SECTION_PAGES = {"posts": "site.post", "tags": "site.tag", "authors": "site.author"}

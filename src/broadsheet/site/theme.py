@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, has_request_context, request, url_for
 from broadsheet.site.feeds import SITE_FEEDS
 from broadsheet.site.generation import SETTINGS_KEY, current_settings
 from broadsheet.site.head import FeedLink, feed_links, iso, optional_url
+from broadsheet.urls import path_for
 
 STATIC = Path(__file__).parent / "static"
 ONE_YEAR = 365 * 24 * 3600
@@ -48,33 +49,12 @@ def _static_url(_script_root: str, filename: str) -> str:
     return url_for("site.static", filename=filename, v=static_version(filename))
 
 
-URL_MEMORY = 20_000  # links built last: one per post, tag and author readers asked for
-
-
 def remembered_url_for(endpoint: str, **values: Any) -> str:
-    """``url_for`` for templates, each plain link to a public page built once and reused.
-
-    A link to one of the site's pages with given values (no ``_external``, ``_anchor``
-    or other option) is the same path for every request to the same app on the same
-    script root: a listing's thirty links are not rebuilt for each reader.  Anything
-    else (outside a request too) goes to ``url_for``.
-    """
-    if (
-        not has_request_context()  # an email, built by a worker: absolute links
-        or not endpoint.startswith("site.")
-        or any(key.startswith("_") for key in values)
-    ):
-        return url_for(endpoint, **values)
-    try:
-        where = (id(current_app.url_map), request.script_root)
-        return _built(where, endpoint, tuple(sorted(values.items())))
-    except TypeError:  # a value that cannot be a key (a list): built afresh
-        return url_for(endpoint, **values)
-
-
-@lru_cache(maxsize=URL_MEMORY)
-def _built(_where: tuple[int, str], endpoint: str, values: tuple[tuple[str, Any], ...]) -> str:
-    return url_for(endpoint, **dict(values))
+    """``url_for`` for templates: a link to one of the site's own pages is built once
+    (``urls.path_for``); anything else (an email's absolute links) goes to ``url_for``."""
+    if endpoint.startswith("site."):
+        return path_for(endpoint, **values)
+    return url_for(endpoint, **values)
 
 
 def long_date(moment: datetime | None) -> str:

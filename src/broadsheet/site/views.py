@@ -36,7 +36,7 @@ from broadsheet.site.head import (
     post_data,
 )
 from broadsheet.site.theme import SiteBlueprint, current_settings, init_theme, site_feeds
-from broadsheet.urls import absolute_url
+from broadsheet.urls import absolute_url, path_for
 
 # How long a browser or proxy may reuse a page before asking again (it then gets a cheap 304).
 FRONT_PAGES_MAX_AGE = 60  # home and the first page of each archive change with every post
@@ -109,8 +109,8 @@ def _pagination_urls(
 def _page_url(endpoint: str, number: int, values: dict[str, Any]) -> str:
     """Page 1 of a listing lives at the listing's own URL, without /page/1/."""
     if number > 1:
-        return url_for(endpoint, number=number, **values)
-    return url_for(endpoint, **values)
+        return path_for(endpoint, number=number, **values)
+    return path_for(endpoint, **values)
 
 
 def _listing(
@@ -228,7 +228,7 @@ def tag(slug: str, number: int | None = None) -> Response:
 def author(slug: str, number: int | None = None) -> Response:
     number = _page_number(number, "site.author", slug=slug)
     now = utcnow()
-    user = queries.public_author(db.session, slug, now=now).user
+    user = queries.public_byline(db.session, slug, now=now)
     page = queries.author_archive(
         db.session,
         user,
@@ -263,7 +263,7 @@ def year(year: int, number: int | None = None) -> Response:
     if number is None:
         # A post whose title was a year holds that slug; it is found before the archive.
         try:
-            return _post_page(queries.public_post(db.session, f"{year:04d}", now=utcnow()))
+            return _post_page(queries.public_post_page(db.session, f"{year:04d}", now=utcnow()))
         except NotFound:
             pass
     return _date_page(year, None, number)
@@ -308,13 +308,13 @@ def _date_page(year: int, month: int | None, number: int | None) -> Response:
 
 @bp.get("/<slug>/")
 def post(slug: str) -> Response:
-    return _post_page(queries.public_post(db.session, slug, now=utcnow()))
+    return _post_page(queries.public_post_page(db.session, slug, now=utcnow()))
 
 
-def _post_page(found: queries.PostCard) -> Response:
+def _post_page(shown: queries.PostPage) -> Response:
     now = utcnow()
+    found, older, newer = shown.post, shown.older, shown.newer
     is_page = found.kind is PostKind.PAGE
-    older, newer = queries.neighbours(db.session, found, now=now)
     canonical = absolute_url("site.post", slug=found.slug)
     site = current_settings().title
     description = found.meta_description or found.excerpt or current_settings().description
