@@ -39,6 +39,7 @@ from broadsheet.content.redirects import (
     point_many_at_posts,
 )
 from broadsheet.content.rendering import render_markdown, shorten
+from broadsheet.content.search import indexed_together
 from broadsheet.content.services import RESERVED_SLUGS, check_slug, snapshot, sync_listing
 from broadsheet.content.tags import MAX_DESCRIPTION, find_or_create_tags
 from broadsheet.errors import DomainError, Invalid
@@ -345,7 +346,9 @@ class Writer:
         for record, slug in zip(records, slugs, strict=True):
             post, tag_names = self._post(record, slug)
             made.append((record, post, tag_names))
-        self.session.flush()
+        with indexed_together(self.session) as indexed:
+            self.session.flush()
+            indexed += [post.id for _r, post, _t in made]
         redirects: list[tuple[str, int]] = []
         for record, post, tag_names in made:
             self.session.add(
