@@ -58,6 +58,15 @@ def listing_published_at() -> ColumnElement[Any]:
     )
 
 
+def listing_date(
+    kind: PostKind, status: PostStatus, published_at: datetime | None
+) -> datetime | None:
+    """``listing_published_at`` for a post not yet written (a bulk load writes its links'
+    copy directly): its date while it is a public post, not in the trash."""
+    public = status is PostStatus.PUBLISHED and kind is PostKind.POST
+    return published_at if public else None
+
+
 def sync_listing(session: DbSession, post_ids: Sequence[int]) -> None:
     """Copy each post's public date into its tag and author links (NULL when not public)."""
     if not post_ids:

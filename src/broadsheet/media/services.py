@@ -369,7 +369,7 @@ def record_usage(session: Session, posts: Sequence[Post]) -> None:
 
 
 def record_usage_of(
-    session: Session, texts: Mapping[int, tuple[str | None, ...]], *, new: bool = False
+    session: DbSession, texts: Mapping[int, tuple[str | None, ...]], *, new: bool = False
 ) -> None:
     """``record_usage`` for posts given by id with their texts (the Markdown, the feature
     image), in at most three statements however many; ``new``: posts just inserted, which

@@ -59,6 +59,15 @@ def _figure(match: re.Match[str]) -> str:
     return f"<figure>{image}{caption}</figure>"
 
 
+def gallery_ids(text: str) -> list[int]:
+    """The attachment ids the ``[gallery]`` shortcodes of ``text`` name."""
+    return [
+        int(i)
+        for match in _gallery.finditer(text)
+        for i in re.findall(r"\d+", _attributes(match.group(1)).get("ids", ""))
+    ]
+
+
 def shortcodes_to_html(text: str, attachment_url: AttachmentUrl | None = None) -> str:
     """Turn WordPress's common shortcodes into HTML; unknown ones stay in the text."""
 
