@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from sqlalchemy import Enum, ForeignKey, String, delete, func, select
+from sqlalchemy import Enum, ForeignKey, String, delete, func, insert, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadsheet.accounts.permissions import Action, Actor, require
@@ -194,8 +194,8 @@ def point_many_at_posts(
     source: RedirectSource,
     now: datetime,
 ) -> int:
-    """``point_at_post`` for many (old path, post id) pairs in two statements (imports);
-    returns how many redirects now lead to those posts."""
+    """``point_at_post`` for many (old path, post id) pairs in a few statements (imports: the
+    new rows go in as one, without the ORM); returns how many redirects now lead to them."""
     wanted: dict[str, int] = {}
     for old_path, post_id in pairs:
         key = normalise_path(old_path)
@@ -205,12 +205,16 @@ def point_many_at_posts(
         return 0
     existing = {r.old_path: r for r in session.scalars(
         select(Redirect).where(Redirect.old_path.in_(wanted)))}  # fmt: skip
+    added = []
     for key, post_id in wanted.items():
         row = existing.get(key)
         if row is None:
-            session.add(Redirect(old_path=key, post_id=post_id, source=source, created_at=now))
+            added.append({"old_path": key, "post_id": post_id, "target": None,
+                          "source": source, "created_at": now})  # fmt: skip
         else:
             row.post_id, row.target, row.source = post_id, None, source
+    if added:
+        session.execute(insert(Redirect), added)
     session.flush()
     return len(wanted)
 

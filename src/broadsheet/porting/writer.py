@@ -18,12 +18,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.accounts.services import create_user
 from broadsheet.addresses import is_email_address, normalise_email
+from broadsheet.bulk import bulk_insert, insert_returning_ids
 from broadsheet.content.models import (
     Post,
     PostAuthor,
@@ -41,13 +42,14 @@ from broadsheet.content.redirects import (
 )
 from broadsheet.content.rendering import shorten
 from broadsheet.content.search import indexed_together
-from broadsheet.content.services import RESERVED_SLUGS, check_slug, listing_date, snapshot
+from broadsheet.content.services import RESERVED_SLUGS, check_slug, listing_date, revision_row
 from broadsheet.content.tags import MAX_DESCRIPTION, find_or_create_tags
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import DbSession
 from broadsheet.media.models import Image
 from broadsheet.media.services import ADDRESS, image_address, record_usage_of, upload_image
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
+from broadsheet.page_cache import mark_changed
 from broadsheet.porting import images, prepare
 from broadsheet.porting.models import ImportItem
 from broadsheet.porting.records import (
@@ -196,12 +198,12 @@ class Writer:
         )
 
     def _remember_many(self, kind: str, pairs: list[tuple[str, int]]) -> None:
-        if pairs:
-            self.session.execute(
-                insert(ImportItem),
-                [{"source": self.source, "kind": kind, "source_id": key[:300], "target_id": target,
-                  "job_id": self.job_id, "created_at": self.now} for key, target in pairs],
-            )  # fmt: skip
+        rows = [
+            {"source": self.source, "kind": kind, "source_id": key[:300], "target_id": target,
+             "job_id": self.job_id, "created_at": self.now}
+            for key, target in pairs
+        ]  # fmt: skip
+        bulk_insert(self.session, ImportItem.__table__, rows)  # type: ignore[arg-type]
 
     # The stream -----------------------------------------------------------------------------
 
@@ -408,36 +410,25 @@ class Writer:
         rows = [self._post(r, slug, body) for r, slug, body in zip(records, slugs, bodies,
                                                                     strict=True)]  # fmt: skip
         with indexed_together(self.session) as indexed:
-            ids = list(
-                self.session.scalars(
-                    insert(Post).returning(Post.id, sort_by_parameter_order=True),
-                    rows,
-                    execution_options={"render_nulls": True},
-                )
-            )
+            ids = insert_returning_ids(self.session, Post.__table__, rows)  # type: ignore[arg-type]
             indexed += ids
             tag_rows: list[dict[str, Any]] = []
             author_rows: list[dict[str, Any]] = []
-            revisions: list[PostRevision] = []
+            revisions: list[dict[str, Any]] = []
             for record, row, post_id in zip(records, rows, ids, strict=True):
                 listed = listing_date(row["kind"], row["status"], row["published_at"])
                 names = self._tag_links(record, post_id, listed, tag_rows)
                 author_rows += [
-                    {
-                        "post_id": post_id,
-                        "user_id": user_id,
-                        "position": position,
-                        "published_at": listed,
-                    }
+                    {"post_id": post_id, "user_id": user_id, "position": position,
+                     "published_at": listed}
                     for position, user_id in enumerate(self._author_ids(record))
-                ]
-                post = Post(id=post_id, **row)  # not added: what the first revision says
-                revisions.append(snapshot(post, names, author_id=None, now=self.now,
-                                          note="imported"))  # fmt: skip
-            if tag_rows:
-                self.session.execute(insert(PostTag), tag_rows)
-            self.session.execute(insert(PostAuthor), author_rows)
-        self.session.add_all(revisions)
+                ]  # fmt: skip
+                revisions.append(revision_row(post_id, 1, row, names, author_id=None,
+                                              now=self.now, note="imported"))  # fmt: skip
+            bulk_insert(self.session, PostTag.__table__, tag_rows)  # type: ignore[arg-type]
+            bulk_insert(self.session, PostAuthor.__table__, author_rows)  # type: ignore[arg-type]
+        bulk_insert(self.session, PostRevision.__table__, revisions)  # type: ignore[arg-type]
+        mark_changed(self.session)  # rows the ORM did not see: readers' pages change
         usage = {
             i: (row["markdown"], row["feature_image"]) for i, row in zip(ids, rows, strict=True)
         }
