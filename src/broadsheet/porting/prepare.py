@@ -13,8 +13,10 @@ broke (a process killed): the batch is done again here, never lost.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -52,6 +54,20 @@ def convert_and_render(body: Body) -> Prepared:
 
 def _each(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     return [work(item) for item in items]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """How the pool's processes start: forked from this process (at once, with every module
+    loaded) while it runs one thread; else from a fork server, so that no process inherits
+    a lock another thread held."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 class Pending:
@@ -104,15 +120,10 @@ class Preparer:
 
     def _pool(self) -> ProcessPoolExecutor | None:
         if self.pool is None and self.processes > 1 and not self.broken:
-            methods = multiprocessing.get_all_start_methods()
-            # A fork server: the pool's processes never inherit the importer's threads or
-            # connections, and start from modules already loaded.
-            context = multiprocessing.get_context(
-                "forkserver" if "forkserver" in methods else "spawn"
-            )
-            if "forkserver" in methods:
-                context.set_forkserver_preload(PRELOAD)
-            self.pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            # Nothing left for a forked process's collector to finalise (a database
+            # connection dropped but not yet collected would say goodbye on our socket).
+            gc.collect()
+            self.pool = ProcessPoolExecutor(self.processes, mp_context=_context())
         return self.pool
 
     def close(self, *, broken: bool = False) -> None:
