@@ -15,10 +15,11 @@ import re
 from datetime import datetime
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from sqlalchemy import Enum, ForeignKey, String, delete, func, insert, select
+from sqlalchemy import Enum, ForeignKey, String, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadsheet.accounts.permissions import Action, Actor, require
+from broadsheet.bulk import bulk_insert
 from broadsheet.content.models import Post
 from broadsheet.errors import Conflict, Invalid, NotFound
 from broadsheet.extensions import DbSession, Model, utcnow
@@ -213,9 +214,8 @@ def point_many_at_posts(
                           "source": source, "created_at": now})  # fmt: skip
         else:
             row.post_id, row.target, row.source = post_id, None, source
-    if added:
-        session.execute(insert(Redirect), added)
     session.flush()
+    bulk_insert(session, Redirect.__table__, added)  # type: ignore[arg-type]
     return len(wanted)
 
 

@@ -36,7 +36,8 @@ KINDS = {"post": "post", "page": "page"}
 
 
 def _local(tag: Any) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    """An element's name without its namespace (``{http://…}post_id`` → ``post_id``)."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def _fields(element: Any) -> dict[str, str]:
@@ -46,8 +47,7 @@ def _fields(element: Any) -> dict[str, str]:
     for child in element:
         name = _local(child.tag)
         if name == "encoded":
-            namespace = etree.QName(child.tag).namespace or ""
-            name = "excerpt" if "excerpt" in namespace else "content"
+            name = "excerpt" if "excerpt" in child.tag.rpartition("}")[0] else "content"
         if name not in found:
             found[name] = (child.text or "").strip() if name != "content" else child.text or ""
     return found
