@@ -32,8 +32,9 @@ def import_file(path: Path, folder: Path, actor: Actor = OPERATOR) -> ImportJob:
     return job
 
 
-def write_wxr(path: Path, posts: int, *, paragraphs: int = 3) -> Path:
-    """A WordPress export of ``posts`` published posts by one author, with two categories."""
+def write_wxr(path: Path, posts: int, *, paragraphs: int = 3, gallery: bool = False) -> Path:
+    """A WordPress export of ``posts`` published posts by one author, with two categories;
+    ``gallery``: each post ends with a gallery of the export's one image."""
     with path.open("w", encoding="utf-8") as out:
         out.write(
             '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
@@ -53,6 +54,14 @@ def write_wxr(path: Path, posts: int, *, paragraphs: int = 3) -> Path:
             "<a href='https://example.com/'>a link</a>.</p>"
             for n in range(paragraphs)
         )
+        if gallery:
+            out.write(
+                "<item><title>Bed</title><wp:post_id>90000</wp:post_id>"
+                "<wp:post_type>attachment</wp:post_type><wp:attachment_url>"
+                "https://generated.example.com/uploads/bed.jpg</wp:attachment_url></item>\n"
+            )
+            body += '\n\n[gallery ids="90000"]'
+
         for n in range(1, posts + 1):
             day = 1 + n % 28
             out.write(

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post
+from broadsheet.content.search import search_public
 from broadsheet.extensions import db
 from broadsheet.porting import services as porting
 from broadsheet.porting import tasks
@@ -50,7 +51,7 @@ def test_a_job_run_in_short_slices_finishes_with_every_post_once(
     app: Flask, make_user: object, tmp_path: Path
 ) -> None:
     make_user(Role.OWNER, email="owner@example.com")  # type: ignore[operator]
-    job = start(write_wxr(tmp_path / "many.xml", 450), tmp_path / "imports")
+    job = start(write_wxr(tmp_path / "many.xml", 450, gallery=True), tmp_path / "imports")
     porting.confirm_import(db.session, job, actor=OPERATOR, now=NOW)
     db.session.commit()
     slices = 0
@@ -60,6 +61,14 @@ def test_a_job_run_in_short_slices_finishes_with_every_post_once(
     assert slices > 2
     assert _counts() == (450, 450, 450)
     assert _job(job.id).done == _job(job.id).total
+    # Converted in a pool of processes, batch by batch: the galleries still found their image,
+    # and every post is searchable, by its words and by its tag.
+    last = db.session.scalars(select(Post).where(Post.slug == "generated-post-450")).one()
+    assert "https://generated.example.com/uploads/bed.jpg" in last.html
+    for n in (1, 200, 450):
+        found = search_public(db.session, f'"generated post {n}"', now=NOW, number=1, per_page=5)
+        assert [hit.post.slug for hit in found.hits] == [f"generated-post-{n}"]
+    assert search_public(db.session, "Alpha", now=NOW, number=1, per_page=5).capped
     assert tasks.run_import(job.id) == "nothing to do"  # a finished job is left alone
 
 
@@ -95,3 +104,6 @@ def test_a_worker_killed_mid_import_is_resumed_with_nothing_lost_or_doubled(
         )
     assert _counts() == (POSTS, POSTS, POSTS)
     assert not db.session.scalar(select(Post.id).where(Post.slug.like("generated-post-%-2")))
+    # The index is written with each batch: the killed run's posts are searchable too.
+    indexed = db.session.scalar(text("SELECT count(*) FROM search_documents"))
+    assert indexed == POSTS

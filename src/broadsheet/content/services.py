@@ -6,7 +6,7 @@ Services flush and never commit; the door that called them commits once.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +58,15 @@ def listing_published_at() -> ColumnElement[Any]:
     )
 
 
+def listing_date(
+    kind: PostKind, status: PostStatus, published_at: datetime | None
+) -> datetime | None:
+    """``listing_published_at`` for a post not yet written (a bulk load writes its links'
+    copy directly): its date while it is a public post, not in the trash."""
+    public = status is PostStatus.PUBLISHED and kind is PostKind.POST
+    return published_at if public else None
+
+
 def sync_listing(session: DbSession, post_ids: Sequence[int]) -> None:
     """Copy each post's public date into its tag and author links (NULL when not public)."""
     if not post_ids:
@@ -75,25 +84,41 @@ def sync_listing(session: DbSession, post_ids: Sequence[int]) -> None:
         )
 
 
+# What a revision keeps of its post, besides its id, version and tags.
+SNAPSHOT_FIELDS = ("title", "slug", "markdown", "custom_excerpt", "featured", "meta_title",
+                   "meta_description")  # fmt: skip
+
+
+def revision_row(
+    post_id: int,
+    version: int,
+    fields: Mapping[str, Any],
+    tags: list[str],
+    *,
+    author_id: int | None,
+    now: datetime,
+    note: str = "",
+) -> dict[str, Any]:
+    """A revision as a row: what the post with ``fields`` (``SNAPSHOT_FIELDS``, from a Post or
+    from a row about to be written in bulk) says now."""
+    return {
+        "post_id": post_id,
+        "version": version,
+        "created_at": now,
+        "author_id": author_id,
+        "note": note[:200],
+        **{name: fields[name] for name in SNAPSHOT_FIELDS},
+        "tags": tags,
+    }
+
+
 def snapshot(
     post: Post, tags: list[str], *, author_id: int | None, now: datetime, note: str = ""
 ) -> PostRevision:
     """What ``post`` says now, as a revision not yet added to any session."""
-    return PostRevision(
-        post_id=post.id,
-        version=post.version,
-        created_at=now,
-        author_id=author_id,
-        note=note[:200],
-        title=post.title,
-        slug=post.slug,
-        markdown=post.markdown,
-        custom_excerpt=post.custom_excerpt,
-        featured=post.featured,
-        meta_title=post.meta_title,
-        meta_description=post.meta_description,
-        tags=tags,
-    )
+    fields = {name: getattr(post, name) for name in SNAPSHOT_FIELDS}
+    row = revision_row(post.id, post.version, fields, tags, author_id=author_id, now=now, note=note)
+    return PostRevision(**row)
 
 
 def record_revision(

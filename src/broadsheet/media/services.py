@@ -365,18 +365,36 @@ def collect_garbage(
 
 def record_usage(session: Session, posts: Sequence[Post]) -> None:
     """Which images each of ``posts`` uses, from its Markdown and feature image, as rows."""
+    record_usage_of(session, {post.id: (post.markdown, post.feature_image) for post in posts})
+
+
+def record_usage_of(
+    session: DbSession, texts: Mapping[int, tuple[str | None, ...]], *, new: bool = False
+) -> None:
+    """``record_usage`` for posts given by id with their texts (the Markdown, the feature
+    image), in at most three statements however many; ``new``: posts just inserted, which
+    have no rows to replace."""
+    if not texts:
+        return
     connection = session.connection()
-    for post in posts:
-        uids = set(ADDRESS.findall(post.markdown or ""))
-        uids.update(ADDRESS.findall(post.feature_image or ""))
-        connection.execute(delete(ImageUsage).where(ImageUsage.post_id == post.id))
-        if uids:
-            ids = connection.scalars(select(Image.id).where(Image.uid.in_(uids))).all()
-            if ids:
-                connection.execute(
-                    insert(ImageUsage),
-                    [{"image_id": image_id, "post_id": post.id} for image_id in ids],
-                )
+    if not new:
+        connection.execute(delete(ImageUsage).where(ImageUsage.post_id.in_(list(texts))))
+    wanted = {
+        post_id: {uid for text in parts for uid in ADDRESS.findall(text or "")}
+        for post_id, parts in texts.items()
+    }
+    uids = set().union(*wanted.values())
+    if not uids:
+        return
+    found = dict(connection.execute(select(Image.uid, Image.id).where(Image.uid.in_(uids))).all())
+    rows = [
+        {"image_id": found[uid], "post_id": post_id}
+        for post_id, used in wanted.items()
+        for uid in sorted(used)
+        if uid in found
+    ]
+    if rows:
+        connection.execute(insert(ImageUsage), rows)
 
 
 def images_by_uid(session: DbSession, uids: Sequence[str]) -> dict[str, Image]:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from bs4 import Tag
 from markdownify import MarkdownConverter
 
 from broadsheet.content.rendering import sanitise
@@ -57,6 +58,15 @@ def _figure(match: re.Match[str]) -> str:
     image, text = found.group(1), found.group(2).strip() or attrs.get("caption", "")
     caption = f"<figcaption>{text}</figcaption>" if text else ""
     return f"<figure>{image}{caption}</figure>"
+
+
+def gallery_ids(text: str) -> list[int]:
+    """The attachment ids the ``[gallery]`` shortcodes of ``text`` name."""
+    return [
+        int(i)
+        for match in _gallery.finditer(text)
+        for i in re.findall(r"\d+", _attributes(match.group(1)).get("ids", ""))
+    ]
 
 
 def shortcodes_to_html(text: str, attachment_url: AttachmentUrl | None = None) -> str:
@@ -104,6 +114,20 @@ def _kept(element: Any) -> str:
     return _blank_lines.sub("\n", sanitise(str(element))).strip()
 
 
+class _Tag(Tag):
+    """bs4's element, answering the ``find_parent("pre")`` markdownify asks of every element
+    by walking up the tree: bs4's general search builds a filter for each call, which was a
+    third of a post's conversion."""
+
+    def find_parent(self, name: Any = None, attrs: Any = None, **kwargs: Any) -> Any:
+        if not isinstance(name, str) or attrs or kwargs:
+            return super().find_parent(name, attrs, **kwargs)
+        parent = self.parent
+        while parent is not None and parent.name != name:
+            parent = parent.parent
+        return parent
+
+
 class _Converter(MarkdownConverter):
     """markdownify, keeping as HTML what Markdown would lose."""
 
@@ -128,10 +152,20 @@ class _Converter(MarkdownConverter):
     convert_video = convert_audio = convert_iframe
 
 
+# One converter for every post: it keeps no state but a cache of its methods by tag name.
+_converter = _Converter(
+    heading_style="ATX",
+    bullets="-",
+    escape_misc=False,
+    # A dict is passed to BeautifulSoup as its keywords (markdownify's stub says str).
+    bs4_options={"features": "html.parser", "element_classes": {Tag: _Tag}},  # type: ignore[arg-type]
+)
+
+
 def html_to_markdown(source: str) -> str:
     """Markdown for an HTML fragment (comments dropped)."""
     source = _comment.sub("", source)
-    markdown = _Converter(heading_style="ATX", bullets="-", escape_misc=False).convert(source)
+    markdown = _converter.convert(source)
     return re.sub(r"\n{3,}", "\n\n", str(markdown)).strip() + "\n"
 
 

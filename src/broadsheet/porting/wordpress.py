@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
-from broadsheet.porting.convert import wordpress_to_markdown
+from broadsheet.porting.convert import gallery_ids, wordpress_to_markdown
 from broadsheet.porting.records import (
     AuthorRecord,
     ImportRefused,
@@ -37,7 +36,8 @@ KINDS = {"post": "post", "page": "page"}
 
 
 def _local(tag: Any) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    """An element's name without its namespace (``{http://…}post_id`` → ``post_id``)."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def _fields(element: Any) -> dict[str, str]:
@@ -47,8 +47,7 @@ def _fields(element: Any) -> dict[str, str]:
     for child in element:
         name = _local(child.tag)
         if name == "encoded":
-            namespace = etree.QName(child.tag).namespace or ""
-            name = "excerpt" if "excerpt" in namespace else "content"
+            name = "excerpt" if "excerpt" in child.tag.rpartition("}")[0] else "content"
         if name not in found:
             found[name] = (child.text or "").strip() if name != "content" else child.text or ""
     return found
@@ -75,6 +74,26 @@ def _path(url: str) -> str:
     parts = urlsplit(url.strip())
     path = unquote(parts.path) or "/"
     return f"{path}?{parts.query}" if parts.query else path
+
+
+class _Body:
+    """A post's stored content, converted to Markdown when called (when the post is written:
+    its galleries then find the attachments read by then).  Sent to a converting process
+    (``porting.prepare``) with only the attachments its galleries name."""
+
+    def __init__(self, content: str, attachments: dict[str, str]) -> None:
+        self.content, self.attachments = content, attachments
+
+    def __call__(self) -> str:
+        return wordpress_to_markdown(self.content, self._url)
+
+    def _url(self, attachment_id: int) -> str | None:
+        return self.attachments.get(str(attachment_id))
+
+    def __reduce__(self) -> tuple[type[_Body], tuple[str, dict[str, str]]]:
+        named = {str(i): self.attachments[str(i)] for i in gallery_ids(self.content)
+                 if str(i) in self.attachments}  # fmt: skip
+        return _Body, (self.content, named)
 
 
 class WxrReader:
@@ -234,7 +253,7 @@ class WxrReader:
             kind=KINDS[kind],
             title=f.get("title", "") or "(untitled)",
             markdown="",
-            to_markdown=partial(wordpress_to_markdown, f.get("content", ""), self._attachment_url),
+            to_markdown=_Body(f.get("content", ""), self.attachments),
             slug=unquote(f.get("post_name", "")),
             status=status,
             published_at=published,
@@ -246,6 +265,3 @@ class WxrReader:
             feature_image=feature_image,
             old_paths=old_paths,
         )
-
-    def _attachment_url(self, attachment_id: int) -> str | None:
-        return self.attachments.get(str(attachment_id))

@@ -18,16 +18,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from broadsheet.accounts.models import Role, User
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.accounts.services import create_user
 from broadsheet.addresses import is_email_address, normalise_email
+from broadsheet.bulk import bulk_insert, insert_returning_ids
 from broadsheet.content.models import (
     Post,
     PostAuthor,
     PostKind,
+    PostRevision,
     PostStatus,
     PostTag,
     Tag,
@@ -38,15 +40,17 @@ from broadsheet.content.redirects import (
     point_at_post,
     point_many_at_posts,
 )
-from broadsheet.content.rendering import render_markdown, shorten
-from broadsheet.content.services import RESERVED_SLUGS, check_slug, snapshot, sync_listing
+from broadsheet.content.rendering import shorten
+from broadsheet.content.search import indexed_together
+from broadsheet.content.services import RESERVED_SLUGS, check_slug, listing_date, revision_row
 from broadsheet.content.tags import MAX_DESCRIPTION, find_or_create_tags
 from broadsheet.errors import DomainError, Invalid
 from broadsheet.extensions import DbSession
 from broadsheet.media.models import Image
-from broadsheet.media.services import ADDRESS, image_address, upload_image
+from broadsheet.media.services import ADDRESS, image_address, record_usage_of, upload_image
 from broadsheet.newsletter.models import Subscriber, SubscriberStatus
-from broadsheet.porting import images
+from broadsheet.page_cache import mark_changed
+from broadsheet.porting import images, prepare
 from broadsheet.porting.models import ImportItem
 from broadsheet.porting.records import (
     AuthorRecord,
@@ -122,6 +126,16 @@ def _status(word: str, published_at: datetime | None, now: datetime) -> PostStat
     )
 
 
+@dataclass
+class _Batch:
+    """Posts on their way: their bodies being converted and rendered."""
+
+    records: list[PostRecord]
+    prepared: prepare.Pending
+    last: int  # the number of the batch's last record in the file
+    fetching: bool = False  # converted only: images are fetched, then it is rendered
+
+
 class Writer:
     """Writes one file's records; ``write`` yields after each batch for the door to commit."""
 
@@ -134,6 +148,7 @@ class Writer:
         job_id: int | None,
         source: str = "import",
         fetching: images.Fetching | None = None,
+        processes: int | None = None,
     ) -> None:
         require(actor, Action.MANAGE_SETTINGS)
         self.session, self.actor, self.now, self.job_id = session, actor, now, job_id
@@ -147,6 +162,9 @@ class Writer:
         self.users: dict[str, int] = {}  # author key → user id
         self.tags: dict[str, tuple[int, str]] = {}  # tag key → (tag id, name)
         self.fallback_author: int | None = None
+        self.preparer = prepare.Preparer(processes)
+        self.pending: _Batch | None = None
+        self.written = 0  # the number of the last record of the last batch written
 
     # Items ----------------------------------------------------------------------------------
 
@@ -179,41 +197,59 @@ class Writer:
             )
         )
 
+    def _remember_many(self, kind: str, pairs: list[tuple[str, int]]) -> None:
+        rows = [
+            {"source": self.source, "kind": kind, "source_id": key[:300], "target_id": target,
+             "job_id": self.job_id, "created_at": self.now}
+            for key, target in pairs
+        ]  # fmt: skip
+        bulk_insert(self.session, ImportItem.__table__, rows)  # type: ignore[arg-type]
+
     # The stream -----------------------------------------------------------------------------
 
     def write(self, records: Iterable[Record]) -> Iterator[int]:
         """Write every record, yielding the number of records done after each batch that
         wrote something (the caller commits there).  Posts and subscribers are written in
-        batches, the rest as they come."""
+        batches, the rest as they come.  While a batch of posts is written, the next one is
+        being converted and rendered (``porting.prepare``): a batch is written only once
+        every record before it is."""
         posts: list[PostRecord] = []
         subscribers: list[SubscriberRecord] = []
-        for done, record in enumerate(records, start=1):
-            self.report.items += 1
-            # A batch that was all done before (a resumed run) is not a step of its own.
-            if isinstance(record, PostRecord):
-                posts.append(record)
-                if len(posts) >= self.batch:
-                    tried = self.downloads
-                    if self._posts(posts):
-                        yield done
-                    posts = []
-                    if self.fetching is not None:
-                        self.batch = BATCH_FETCHING if self.downloads > tried else BATCH
-            elif isinstance(record, SubscriberRecord):
-                subscribers.append(record)
-                if len(subscribers) >= BATCH:
-                    if self._subscribers(subscribers):
-                        yield done
-                    subscribers = []
-            else:
-                if posts:
-                    self._posts(posts)
-                    posts = []
-                self._one(record)
-        if posts:
-            self._posts(posts)
-        if subscribers:
-            self._subscribers(subscribers)
+        try:
+            for done, record in enumerate(records, start=1):
+                self.report.items += 1
+                # A batch that was all done before (a resumed run) is not a step of its own.
+                if isinstance(record, PostRecord):
+                    posts.append(record)
+                    if len(posts) >= self.batch:
+                        started = self._start(posts, done)
+                        posts = []
+                        if self._finish():
+                            yield self.written
+                        self.pending = started
+                elif isinstance(record, SubscriberRecord):
+                    subscribers.append(record)
+                    if len(subscribers) >= BATCH:
+                        if self._subscribers(subscribers):
+                            yield done
+                        subscribers = []
+                else:
+                    # Written in the file's order: a late image or a redirect names a post.
+                    self._finish()
+                    if posts:
+                        self.pending = self._start(posts, done - 1)
+                        self._finish()
+                        posts = []
+                    self._one(record)
+            self._finish()
+            if posts:
+                self.pending = self._start(posts, self.report.items)
+                self._finish()
+            if subscribers:
+                self._subscribers(subscribers)
+        finally:
+            self.pending = None
+            self.preparer.close()
         self.session.flush()  # the rest is committed with the job's end (``run_import``)
 
     def _one(self, record: Record) -> None:
@@ -329,8 +365,24 @@ class Writer:
             given.append(free)
         return given
 
-    def _posts(self, batch: list[PostRecord]) -> int:
+    def _planned_for_values(self) -> None:
+        """Have PostgreSQL plan this transaction's lookups for the values they ask about.
+
+        psycopg prepares a statement run five times, and PostgreSQL may then keep one
+        generic plan for it: made while an import's tables were small, that plan scans
+        them whole, and each batch's lookups (slugs, import items, redirects) took longer
+        than the one before (at 20,000 posts, ten times the rest of the database's work).
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.connection().execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+    def _start(self, batch: list[PostRecord], last: int) -> _Batch | None:
+        """The batch's posts not imported before, their bodies on their way to Markdown and
+        HTML; None when every one was.  ``last``: the number of the batch's last record."""
+        self._planned_for_values()
         known = self._known("post", [r.key for r in batch])
+        if self.pending is not None:  # the batch before, not written yet
+            known.update(dict.fromkeys(r.key for r in self.pending.records))
         fresh: dict[str, PostRecord] = {}
         for record in batch:
             if record.key in known or record.key in fresh:
@@ -338,71 +390,121 @@ class Writer:
             else:
                 fresh[record.key] = record
         if not fresh:
-            return 0
+            return None
         records = list(fresh.values())
+        bodies = [r.to_markdown if r.to_markdown is not None else r.markdown for r in records]
+        if self.fetching is None:
+            return _Batch(records, self.preparer.submit(prepare.convert_and_render, bodies), last)
+        # Images are fetched by this process between converting and rendering.
+        return _Batch(records, self.preparer.submit(prepare.to_markdown, bodies), last,
+                      fetching=True)  # fmt: skip
+
+    def _finish(self) -> int:
+        """Write the batch on its way, if any; how many posts it wrote."""
+        if self.pending is None:
+            return 0
+        batch, self.pending = self.pending, None
+        tried = self.downloads
+        if batch.fetching:
+            markdowns = [images.rewrite_body(md, self._image) for md in batch.prepared.result()]
+            prepared = self.preparer.map(prepare.render, markdowns)
+        else:
+            prepared = batch.prepared.result()
+        written = self._posts(batch.records, prepared)
+        self.written = batch.last
+        if self.fetching is not None:
+            self.batch = BATCH_FETCHING if self.downloads > tried else BATCH
+        return written
+
+    def _posts(self, records: list[PostRecord], bodies: list[prepare.Prepared]) -> int:
+        """Write the posts (none imported before), a statement per table for the batch."""
+        self._planned_for_values()
         slugs = self._slugs(records)
-        made: list[tuple[PostRecord, Post, list[str]]] = []
-        for record, slug in zip(records, slugs, strict=True):
-            post, tag_names = self._post(record, slug)
-            made.append((record, post, tag_names))
-        self.session.flush()
-        redirects: list[tuple[str, int]] = []
-        for record, post, tag_names in made:
-            self.session.add(
-                snapshot(post, tag_names, author_id=None, now=self.now, note="imported")
-            )
-            self._remember("post", record.key, post.id)
-            redirects += [(old, post.id) for old in record.old_paths
-                          if old.rstrip("/") != f"/{post.slug}"]  # fmt: skip
-            self.report.count(self.report.created, record.kind + "s")
+        rows = [self._post(r, slug, body) for r, slug, body in zip(records, slugs, bodies,
+                                                                    strict=True)]  # fmt: skip
+        with indexed_together(self.session) as indexed:
+            ids = insert_returning_ids(self.session, Post.__table__, rows)  # type: ignore[arg-type]
+            indexed += ids
+            tag_rows: list[dict[str, Any]] = []
+            author_rows: list[dict[str, Any]] = []
+            revisions: list[dict[str, Any]] = []
+            for record, row, post_id in zip(records, rows, ids, strict=True):
+                listed = listing_date(row["kind"], row["status"], row["published_at"])
+                names = self._tag_links(record, post_id, listed, tag_rows)
+                author_rows += [
+                    {"post_id": post_id, "user_id": user_id, "position": position,
+                     "published_at": listed}
+                    for position, user_id in enumerate(self._author_ids(record))
+                ]  # fmt: skip
+                revisions.append(revision_row(post_id, 1, row, names, author_id=None,
+                                              now=self.now, note="imported"))  # fmt: skip
+            bulk_insert(self.session, PostTag.__table__, tag_rows)  # type: ignore[arg-type]
+            bulk_insert(self.session, PostAuthor.__table__, author_rows)  # type: ignore[arg-type]
+        bulk_insert(self.session, PostRevision.__table__, revisions)  # type: ignore[arg-type]
+        mark_changed(self.session)  # rows the ORM did not see: readers' pages change
+        usage = {
+            i: (row["markdown"], row["feature_image"]) for i, row in zip(ids, rows, strict=True)
+        }
+        record_usage_of(self.session, usage, new=True)
+        self._remember_many("post", [(r.key, i) for r, i in zip(records, ids, strict=True)])
+        redirects = [
+            (old, post_id)
+            for record, row, post_id in zip(records, rows, ids, strict=True)
+            for old in record.old_paths
+            if old.rstrip("/") != f"/{row['slug']}"
+        ]
         self.report.redirects += point_many_at_posts(
             self.session, redirects, source=RedirectSource.IMPORT, now=self.now
         )
-        sync_listing(self.session, [post.id for _r, post, _t in made])
+        for record in records:
+            self.report.count(self.report.created, record.kind + "s")
         self.session.flush()
-        return len(made)
+        return len(records)
 
-    def _post(self, record: PostRecord, slug: str) -> tuple[Post, list[str]]:
-        status = _status(record.status, record.published_at, self.now)
-        published = record.published_at if status is not PostStatus.DRAFT else None
-        if status is PostStatus.PUBLISHED and published is None:
-            published = self.now
-        markdown = record.body()
-        if self.fetching is not None:
-            markdown = images.rewrite_body(markdown, self._image)
-        rendered = render_markdown(markdown)
-        excerpt = (record.excerpt or "").strip() or None
-        if record.canonical_url:
-            self.report.canonical_skipped += 1
-        image = self._feature_image(record.feature_image) if record.feature_image else None
-        post = Post(
-            kind=PostKind.PAGE if record.kind == "page" else PostKind.POST,
-            title=" ".join(record.title.split())[:300] or "(untitled)",
-            slug=slug,
-            markdown=markdown,
-            html=rendered.html,
-            custom_excerpt=excerpt,
-            excerpt=shorten(excerpt) if excerpt else rendered.excerpt,
-            status=status,
-            published_at=published,
-            created_at=record.created_at or published or self.now,
-            updated_at=record.updated_at or record.created_at or published or self.now,
-            featured=record.featured,
-            feature_image=image[:500] if image else None,
-            meta_title=(record.meta_title or None) and record.meta_title[:300],
-            meta_description=(record.meta_description or None) and record.meta_description[:500],
-        )
+    def _tag_links(
+        self, record: PostRecord, post_id: int, listed: datetime | None, rows: list[dict[str, Any]]
+    ) -> list[str]:
+        """Add the post's tag links to ``rows``; the names of its tags, in order."""
         names: list[str] = []
         for position, key in enumerate(k for k in dict.fromkeys(record.tags) if k in self.tags):
             tag_id, name = self.tags[key]
             if name in names:
                 continue
-            post.tag_links.append(PostTag(tag_id=tag_id, position=position))
+            rows.append({"post_id": post_id, "tag_id": tag_id, "position": position,
+                         "published_at": listed})  # fmt: skip
             names.append(name)
-        for position, user_id in enumerate(self._author_ids(record)):
-            post.author_links.append(PostAuthor(user_id=user_id, position=position))
-        self.session.add(post)
-        return post, names
+        return names
+
+    def _post(self, record: PostRecord, slug: str, body: prepare.Prepared) -> dict[str, Any]:
+        """The post's row, from its record and its body, converted and rendered."""
+        status = _status(record.status, record.published_at, self.now)
+        published = record.published_at if status is not PostStatus.DRAFT else None
+        if status is PostStatus.PUBLISHED and published is None:
+            published = self.now
+        excerpt = (record.excerpt or "").strip() or None
+        if record.canonical_url:
+            self.report.canonical_skipped += 1
+        image = self._feature_image(record.feature_image) if record.feature_image else None
+        return {
+            "kind": PostKind.PAGE if record.kind == "page" else PostKind.POST,
+            "title": " ".join(record.title.split())[:300] or "(untitled)",
+            "slug": slug,
+            "markdown": body.markdown,
+            "html": body.html,
+            "custom_excerpt": excerpt,
+            "excerpt": shorten(excerpt) if excerpt else body.excerpt,
+            "status": status,
+            "published_at": published,
+            "created_at": record.created_at or published or self.now,
+            "updated_at": record.updated_at or record.created_at or published or self.now,
+            "featured": record.featured,
+            "feature_image": image[:500] if image else None,
+            "meta_title": (record.meta_title or None) and record.meta_title[:300],
+            "meta_description": (record.meta_description or None) and record.meta_description[:500],
+            "email_on_publish": False,
+            "deleted_at": None,
+            "version": 1,
+        }
 
     def _late_image(self, record: LateImage) -> None:
         known = self._known("post", [record.post_key])
