@@ -17,8 +17,13 @@ number of rows however common its words are:
   newest first and a search needs no join to ``posts`` to know what readers
   may see.  A trigger keeps it in step with status, date and trash.
 
-The table is derived, so it is emptied and filled again.  SQLite's FTS5 table
-is unchanged (it already holds the title and tags as columns of their own).
+The upgrade only expands, as every migration does (it runs while the previous
+release still serves): the new columns are added and filled for every post,
+and the previous layout's ``text_vector`` and ``tag_vector`` stay, no longer
+kept up to date, so that the previous release's searches go on working until
+it stops (without their index, dropped here: slower, for that while).  A
+later release drops the two columns.  SQLite's FTS5 table is unchanged (it
+already holds the title and tags as columns of their own).
 """
 
 from alembic import op
@@ -135,10 +140,10 @@ $$
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    # The previous layout's index (the new one takes its name); its columns stay for now.
     op.execute("DROP INDEX IF EXISTS ix_search_documents")
-    op.execute("TRUNCATE search_documents")
     op.execute(
-        "ALTER TABLE search_documents DROP COLUMN text_vector, DROP COLUMN tag_vector,"
+        "ALTER TABLE search_documents ALTER COLUMN text_vector SET DEFAULT '',"
         " ADD COLUMN listed_at timestamp with time zone,"
         " ADD COLUMN head_vector tsvector NOT NULL DEFAULT '',"
         " ADD COLUMN document tsvector NOT NULL DEFAULT ''"
@@ -165,14 +170,10 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS broadsheet_search_estimate(tsquery)")
     for index in ("ix_search_documents", "ix_search_heads", "ix_search_listed"):
         op.execute(f"DROP INDEX IF EXISTS {index}")
-    op.execute("TRUNCATE search_documents")
     op.execute(
         "ALTER TABLE search_documents DROP COLUMN listed_at, DROP COLUMN head_vector,"
-        " DROP COLUMN document,"
-        " ADD COLUMN text_vector tsvector NOT NULL DEFAULT '',"
-        " ADD COLUMN tag_vector tsvector NOT NULL DEFAULT ''"
+        " DROP COLUMN document, ALTER COLUMN text_vector DROP DEFAULT"
     )
-    op.execute("ALTER TABLE search_documents ALTER COLUMN text_vector DROP DEFAULT")
     op.execute(OLD_REFRESH)
     op.execute(OLD_RETAG)
     op.execute("SELECT broadsheet_search_refresh(ARRAY(SELECT id FROM posts))")
