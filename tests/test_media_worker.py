@@ -20,7 +20,7 @@ from broadsheet.media.models import Image, ImageState
 from broadsheet.media.storage import FolderStore
 from broadsheet.media.tasks import sweep_media
 from tests import media_images as pictures
-from tests.workers import delete_queue, running_worker, wait_until, web_on_broker
+from tests.workers import empty_queue, running_worker, wait_until, web_on_broker
 
 pytestmark = pytest.mark.queue
 
@@ -96,7 +96,7 @@ def test_an_upload_whose_worker_died_mid_way_is_picked_up_by_the_sweeper(stack: 
     # No worker yet: the message waits.  Then, as if a worker had begun and been killed (an
     # attempt counted, minutes ago) and its message lost, the queue is emptied.
     image_id = _upload(stack, pictures.png(900, 600))
-    delete_queue(stack.broker_url, stack.queue)
+    empty_queue(stack.broker_url, stack.queue)
     image = db.session.get(Image, image_id)
     assert image is not None
     image.attempts = 1

@@ -129,6 +129,25 @@ def delete_queue(broker_url: str, queue: str) -> None:
             channel.queue_delete(queue)
 
 
+def empty_queue(broker_url: str, queue: str, timeout: float = 15.0) -> None:
+    """Drop every message waiting in ``queue`` and make sure none is left: a busy broker
+    (the embedded one's SQLite file, locked by another connection) is tried again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with Connection(broker_url, connect_timeout=5) as connection:
+                channel = connection.default_channel
+                channel.queue_purge(queue)
+                if channel.queue_declare(queue, passive=True).message_count == 0:
+                    return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"messages are still waiting in {queue}")
+        time.sleep(0.2)
+
+
 def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
