@@ -157,7 +157,7 @@ _converter = _Converter(
     heading_style="ATX",
     bullets="-",
     escape_misc=False,
-    # A dict is passed to BeautifulSoup as its keywords (markdownify's stub says str).
+    # A dict is passed to BeautifulSoup as its keywords (markdownify's type hints say str).
     bs4_options={"features": "html.parser", "element_classes": {Tag: _Tag}},  # type: ignore[arg-type]
 )
 
