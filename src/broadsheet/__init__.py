@@ -136,3 +136,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+    elif type(dbapi_connection).__module__.startswith("psycopg"):
+        dbapi_connection.execute("SET random_page_cost = 1.1")
+        dbapi_connection.commit()

@@ -170,15 +170,6 @@ def cards(
     return [card(row) for row in session.connection().execute(query, params)]
 
 
-def cards_with(
-    session: DbSession, query: Select[Any], params: dict[str, Any] | None = None
-) -> list[tuple[PostCard, tuple[Any, ...]]]:
-    """``cards``, for a query that selects more after a card's columns (the search's marked
-    title and snippet): each card with the rest of its row."""
-    rows = session.connection().execute(query, params)
-    return [(card(row), tuple(row[CARD_WIDTH:])) for row in rows]
-
-
 def card(row: Sequence[Any]) -> PostCard:
     """The card of a row whose first columns are ``CARD_COLUMNS``."""
     (id_, kind, slug, title, excerpt, html, markdown, featured, image, meta_title,

@@ -66,11 +66,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
-from sqlalchemy.sql.elements import ColumnElement, TextClause
+from sqlalchemy.sql.elements import ColumnElement
 
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.config import SEARCH_LANGUAGES as LANGUAGES
-from broadsheet.content.cards import CARD_COLUMNS, PostCard, cards_with
+from broadsheet.content.cards import CARD_COLUMNS, CARD_WIDTH, PostCard, card, card_query, cards
 from broadsheet.content.models import Post, Tag
 from broadsheet.content.paging import Page, check_page
 from broadsheet.errors import Invalid
@@ -271,12 +271,8 @@ def _tsquery_param(argument: str) -> ColumnElement[Any]:
     return cast(bindparam("search_tsquery", argument), TSQUERY)
 
 
+# A lexeme in a tsquery's text (its quotes doubled inside), for the database's regexp_matches.
 _LEXEMES = re.compile(r"'((?:[^']|'')+)'")
-
-
-def _lexemes(argument: str) -> list[str]:
-    """The words of a tsquery's text, as the index holds them (stemmed, lower case)."""
-    return sorted({found.replace("''", "'") for found in _LEXEMES.findall(argument)})
 
 
 # SQLite -----------------------------------------------------------------------------------------
@@ -417,16 +413,23 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
     return Matcher(restrict_fts, heads_fts, restrict_fts, -bm25 * recency, dialect, expression)
 
 
-def ranked(session: DbSession, query: Query, matching: Select[Any], *, now: datetime) -> Any:
+def ranked(
+    session: DbSession,
+    query: Query,
+    matching: Select[Any],
+    *,
+    now: datetime,
+    found: Matcher | None = None,
+) -> Any:
     """``matching`` (a select over posts) narrowed to ``query`` and ordered best first.
 
     For the listings that bring their own filters and visibility (the Content
     API, the staff's post list): this brings the match and the order.  The
     candidates ranked are the newest HEAD_CANDIDATES title and tag matches and
     the newest BODY_CANDIDATES matches anywhere; a title or tag match comes
-    first, whatever its age.
+    first, whatever its age.  ``found`` is the query's ``matcher``, when the caller has it.
     """
-    found = matcher(session, query, now=now)
+    found = found or matcher(session, query, now=now)
     estimate = found.estimate
     common = estimate is None or estimate.walks(estimate.documents, BODY_CANDIDATES)
     heads_common = estimate is None or estimate.walks(estimate.heads, HEAD_CANDIDATES)
@@ -452,78 +455,16 @@ class Candidates:
     capped: bool
 
 
-_CANDIDATES = """
-SELECT c.post_id FROM (
-    SELECT post_id, max(head) AS head FROM (
-        (SELECT post_id, 1 AS head FROM search_documents
-         WHERE head_vector @@ CAST(:tsquery AS tsquery) {excluded} AND listed_at <= :now
-         ORDER BY {heads_order} DESC LIMIT :heads)
-        UNION ALL
-        (SELECT post_id, 0 FROM search_documents
-         WHERE document @@ CAST(:tsquery AS tsquery) AND listed_at <= :now
-         ORDER BY {bodies_order} DESC LIMIT :bodies)
-    ) found GROUP BY post_id
-) c JOIN search_documents d ON d.post_id = c.post_id
-ORDER BY c.head DESC,
-    ts_rank_cd(CAST(:weights AS float4[]), d.document, CAST(:tsquery AS tsquery))
-        * (0.5 + 0.5 / (1.0 + greatest(
-            extract(epoch FROM CAST(:now AS timestamptz) - d.listed_at) / 86400.0, 0.0) / :days))
-        DESC,
-    d.post_id DESC
-"""
-# Newest first along the date's index, or (an expression no index holds) through the full-text
-# index and a sort.
-_WALK, _SORT = "listed_at", "coalesce(listed_at, :now)"
-
-
-@cache
-def _candidates(heads_walk: bool, bodies_walk: bool, excluded: bool) -> TextClause:
-    return text(
-        _CANDIDATES.format(
-            # A word left out may be in the body, which the small vector does not hold.
-            excluded="AND document @@ CAST(:tsquery AS tsquery)" if excluded else "",
-            heads_order=_WALK if heads_walk else _SORT,
-            bodies_order=_WALK if bodies_walk else _SORT,
-        )
-    )
-
-
-def _public_pg(session: DbSession, found: Matcher, *, now: datetime, excluded: bool) -> Candidates:
-    """The public search on PostgreSQL: straight on the index, which knows what readers may
-    see (``listed_at``), so no row of ``posts`` is read until the page is shown.
-
-    Each list of candidates takes its road by the estimate (see WALK_RATIO).
-    """
-    estimate = found.estimate
-    if not found.argument or estimate is None:
-        return Candidates([], capped=False)  # only stop words: nothing to look for
-    statement = _candidates(
-        estimate.walks(estimate.heads, HEAD_CANDIDATES),
-        estimate.walks(estimate.documents, BODY_CANDIDATES),
-        excluded,
-    )
-    ids = list(
-        session.scalars(
-            statement,
-            {
-                "tsquery": found.argument,
-                "now": now,
-                "heads": HEAD_CANDIDATES,
-                "bodies": BODY_CANDIDATES,
-                "weights": _WEIGHTS_ARRAY,
-                "days": RECENCY_DAYS,
-            },
-        )
-    )
-    return Candidates(ids, _capped(len(ids)))
-
-
-def _public_fts(session: DbSession, query: Query, *, now: datetime) -> Candidates:
-    """The public search on SQLite: the listings' way, over the visible posts."""
+def _public_fts(
+    session: DbSession, query: Query, *, now: datetime, number: int, per_page: int
+) -> _Found:
+    """The public search on SQLite: the listings' way, over the visible posts; then the page's
+    cards and highlights."""
     visible = select(Post.id).where(Post.visible_clause(now, kind=None))
-    found = ranked(session, query, visible, now=now)
-    ids = list(session.scalars(found))
-    return Candidates(ids, _capped(len(ids)))
+    found = matcher(session, query, now=now)
+    ids = list(session.scalars(ranked(session, query, visible, now=now, found=found)))
+    posts, marks = _shown(session, found, ids[(number - 1) * per_page : number * per_page])
+    return _Found(posts, marks, len(ids))
 
 
 def _capped(ranked_count: int) -> bool:
@@ -563,19 +504,108 @@ class Hit:
     snippet: Markup
 
 
-# PostgreSQL's marked title and snippet, read with the cards of the posts shown (one statement).
+# PostgreSQL's whole public search, in one statement: the query read (``found.query``, with the
+# configuration it was read with and its words as the index holds them), the ids ranked
+# (``broadsheet_search_ranked``, see the migration d4f8a2c6e1b3), how many, and the cards of the
+# page's posts with their marked titles and snippets.  One row per post shown, in rank order; one
+# row without a post when the page shows none, so the count and the query still come back.
+_FOUND = r"""
+SELECT shown.id, shown.n, CAST(r.query AS text) AS query_text, cardinality(r.ids) AS total,
+       r.cfg, r.query, r.lexemes
+FROM (
+    SELECT q.cfg, q.query,
+        broadsheet_search_ranked(q.query, :now, :heads, :bodies, :excluded,
+            CAST(:weights AS float4[]), :days, :walk_ratio) AS ids,
+        ARRAY(SELECT DISTINCT replace(m[1], '''''', '''')
+              FROM regexp_matches(CAST(q.query AS text), :lexeme_pattern, 'g') AS m) AS lexemes
+    FROM (SELECT c.cfg, {query} AS query
+          FROM (SELECT broadsheet_search_language() AS cfg) c) q
+) r
+LEFT JOIN LATERAL (
+    SELECT ranked.id, ranked.n FROM unnest(r.ids) WITH ORDINALITY AS ranked(id, n)
+    WHERE ranked.n > :skip ORDER BY ranked.n LIMIT :per_page
+) shown ON true
+"""
+_WORDS = "websearch_to_tsquery(c.cfg, :words)"
+# Only letters and digits reach to_tsquery (the prefix is one word piece), so its own syntax
+# cannot be spoken to it.
+_PREFIXED = _WORDS + " && to_tsquery(c.cfg, :prefix || ':*')"
 # The markers are taken out of the text before marks go in.  A snippet is made from the text
 # around the body's first match, near enough (a lexeme is the start of the words it stands for,
 # as a rule; without one, the start of the body).
-_TITLE_HEADLINE = """ts_headline(CAST(:config AS regconfig), translate(posts.title, :markers, ''),
-    CAST(:tsquery AS tsquery), :title_options)"""
-_BODY_HEADLINE = """ts_headline(CAST(:config AS regconfig),
+_TITLE_HEADLINE = """ts_headline(found.cfg, translate(posts.title, :markers, ''), found.query,
+    :title_options)"""
+_BODY_HEADLINE = """ts_headline(found.cfg,
     translate(substr(posts.markdown, greatest(coalesce(
         (SELECT min(nullif(strpos(lower(posts.markdown), w), 0))
-         FROM unnest(CAST(:lexemes AS text[])) AS w), 1) - :lead, 1), :source), :markers, ''),
-    CAST(:tsquery AS tsquery), :body_options)"""
+         FROM unnest(found.lexemes) AS w), 1) - :lead, 1), :source), :markers, ''),
+    found.query, :body_options)"""
 _MARKS = f"StartSel={START}, StopSel={STOP}"
 _FRAGMENTS = f", MaxFragments=1, MinWords=15, MaxWords=35, FragmentDelimiter={BETWEEN}"
+
+
+@cache
+def _search_page(prefixed: bool) -> Select[Any]:
+    """The statement of a public search on PostgreSQL (see _FOUND): cards but for their HTML,
+    which a result never shows (and which is the largest thing in a post's row)."""
+    found = (
+        text(_FOUND.format(query=_PREFIXED if prefixed else _WORDS))
+        .columns(column("id"), column("n"), column("query_text"), column("total"))
+        .subquery("found")
+    )
+    columns: list[Any] = [literal("") if c is Post.html else c for c in CARD_COLUMNS]
+    columns += [text(_TITLE_HEADLINE), text(_BODY_HEADLINE), found.c.query_text, found.c.total]
+    return (
+        select(*columns)
+        .select_from(found.outerjoin(Post, Post.id == found.c.id))
+        .order_by(found.c.n)
+    )
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A page of a public search: its posts with their marks, how many were ranked, and
+    whether the query held a word to look for (not only stop words)."""
+
+    posts: list[PostCard]
+    marks: dict[int, tuple[str, str]]
+    total: int
+    has_words: bool = True
+
+
+def _public_pg(
+    session: DbSession, query: Query, *, now: datetime, number: int, per_page: int
+) -> _Found:
+    """The public search on PostgreSQL, in one round trip (see _FOUND)."""
+    params: dict[str, Any] = {
+        "words": _websearch_text(query),
+        "now": now,
+        "heads": HEAD_CANDIDATES,
+        "bodies": BODY_CANDIDATES,
+        "excluded": bool(query.excluded),
+        "weights": _WEIGHTS_ARRAY,
+        "days": RECENCY_DAYS,
+        "walk_ratio": WALK_RATIO,
+        "lexeme_pattern": _LEXEMES.pattern,
+        "skip": max(number - 1, 0) * per_page,
+        "per_page": per_page,
+        "markers": START + STOP + BETWEEN,
+        "title_options": _MARKS + ", HighlightAll=true",
+        "body_options": _MARKS + _FRAGMENTS,
+        "lead": SNIPPET_LEAD,
+        "source": SNIPPET_SOURCE,
+    }
+    if query.prefix is not None:
+        params["prefix"] = query.prefix
+    rows = session.connection().execute(_search_page(query.prefix is not None), params).all()
+    posts, marks = [], {}
+    for row in rows:
+        if row[0] is not None:
+            post = card(row)
+            posts.append(post)
+            marks[post.id] = (row[CARD_WIDTH], row[CARD_WIDTH + 1])
+    query_text, total = rows[0][-2], rows[0][-1]
+    return _Found(posts, marks, int(total or 0), has_words=bool(query_text))
 
 
 def _highlights(
@@ -629,42 +659,16 @@ def count(session: DbSession, matching: Select[Any]) -> int:
     return session.scalar(select(func.count()).select_from(limited)) or 0
 
 
-@cache
-def _result_cards(marked_pg: bool) -> Select[Any]:
-    """A card of each post shown, but for its HTML, which a result never shows (and which is
-    the largest thing in a post's row); on PostgreSQL, with its marked title and snippet."""
-    columns: list[Any] = [literal("") if c is Post.html else c for c in CARD_COLUMNS]
-    if marked_pg:
-        columns += [text(_TITLE_HEADLINE), text(_BODY_HEADLINE)]
-    return select(*columns).where(Post.id.in_(bindparam("ids", expanding=True)))
-
-
 def _shown(
     session: DbSession, found: Matcher, ids: Sequence[int]
 ) -> tuple[list[PostCard], dict[int, tuple[str, str]]]:
-    """The cards of the posts ``ids``, in that order, and their marked titles and snippets."""
+    """SQLite's cards of the posts ``ids``, in that order, and their marked titles and
+    snippets (PostgreSQL's come in the search's own statement, ``_public_pg``)."""
     if not ids:
         return [], {}
-    marked_pg = found.dialect == "postgresql" and bool(found.argument)
-    params: dict[str, Any] = {"ids": list(ids)}
-    if marked_pg:
-        params |= {
-            "config": found.language,
-            "tsquery": found.argument,
-            "markers": START + STOP + BETWEEN,
-            "title_options": _MARKS + ", HighlightAll=true",
-            "body_options": _MARKS + _FRAGMENTS,
-            "lexemes": _lexemes(found.argument),
-            "lead": SNIPPET_LEAD,
-            "source": SNIPPET_SOURCE,
-        }
-    rows = cards_with(session, _result_cards(marked_pg), params)
-    by_id = {card.id: card for card, _ in rows}
-    if marked_pg:
-        marks = {card.id: (more[0], more[1]) for card, more in rows}
-    else:
-        marks = _highlights(session, found, ids) if found.dialect != "postgresql" else {}
-    return [by_id[i] for i in ids if i in by_id], marks
+    shown = card_query().where(Post.id.in_(bindparam("ids", expanding=True)))
+    by_id = {post.id: post for post in cards(session, shown, {"ids": list(ids)})}
+    return [by_id[i] for i in ids if i in by_id], _highlights(session, found, ids)
 
 
 def search_public(
@@ -680,29 +684,24 @@ def search_public(
     if query.empty:
         check_page(number, 0, per_page)
         return Results(query, Page([], number, per_page, 0), [])
-    found = matcher(session, query, now=now)
-    if found.dialect == "postgresql":
-        candidates = _public_pg(session, found, now=now, excluded=bool(query.excluded))
+    if session.get_bind().dialect.name == "postgresql":
+        shown = _public_pg(session, query, now=now, number=number, per_page=per_page)
     else:
-        candidates = _public_fts(session, query, now=now)
-    # Every ranked match in one query (there are at most MAX_RESULTS): the page is a slice.
-    total = len(candidates.ids)
-    check_page(number, total, per_page)
-    ids = candidates.ids[(number - 1) * per_page : number * per_page]
-    posts, marks = _shown(session, found, ids)
+        shown = _public_fts(session, query, now=now, number=number, per_page=per_page)
+    check_page(number, shown.total, per_page)
     hits = [
         Hit(
             post,
-            marked(marks.get(post.id, (post.title, ""))[0]),
-            marked(marks.get(post.id, ("", post.excerpt))[1], markdown=True),
+            marked(shown.marks.get(post.id, (post.title, ""))[0]),
+            marked(shown.marks.get(post.id, ("", post.excerpt))[1], markdown=True),
         )
-        for post in posts
+        for post in shown.posts
     ]
     # A query of stop words alone has nothing to be close to.
-    stop_words_only = found.dialect == "postgresql" and not found.argument
-    suggestions = suggest(session, query, now=now) if total == 0 and not stop_words_only else []
-    page = Page(posts, number, per_page, total)
-    return Results(query, page, hits, suggestions, capped=candidates.capped)
+    wanted = shown.total == 0 and shown.has_words
+    suggestions = suggest(session, query, now=now) if wanted else []
+    page = Page(shown.posts, number, per_page, shown.total)
+    return Results(query, page, hits, suggestions, capped=_capped(shown.total))
 
 
 # Did you mean ----------------------------------------------------------------------------------
