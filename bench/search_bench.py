@@ -7,13 +7,15 @@ this:
 1. times ``/search/?q=`` in-process (the Flask test client; the duration the
    request log records for each response, so rendering is included) for
    two-word queries drawn from the demo's own vocabulary, and prints p50 and
-   p99 (target: p99 ≤ 30 ms);
+   p99 (target: p99 ≤ 30 ms); the same for the Content API's ``?q=``;
 2. serves Broadsheet and ``bench/hello_app.py`` under gunicorn on 127.0.0.1
    exactly as ``bench/run_bench.py`` does (its helpers, imported), and drives
    the search page with wrk and a Lua script that picks a random one- to
    three-word query from a word list for every request (no page cache can
    help: searches are never kept), with hello measured just before and just
-   after; prints requests per second and the ratio to hello (target ≥ 0.15).
+   after; prints requests per second and the ratio to hello (target ≥ 0.15);
+   then the same page without a query, which runs no search: what answering
+   the page costs Broadsheet before any searching, the ceiling for the ratio.
 
 The machine may be shared: the ratio to hello, measured in the same run, is
 the figure to read.  Every server is stopped on the way out and every load
@@ -29,9 +31,7 @@ import argparse
 import logging
 import os
 import random
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -101,8 +101,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def in_process(url: str, two_words: list[str]) -> list[float]:
-    """The app's own time for each two-word search page, after a warm-up."""
+def in_process(url: str, two_words: list[str], page: str) -> list[float]:
+    """The app's own time for each two-word search of ``page`` (the search page, or the
+    Content API's post list), after a warm-up."""
     instance = tempfile.mkdtemp(prefix="broadsheet-bench-search-")
     app = create_app(
         {
@@ -118,12 +119,12 @@ def in_process(url: str, two_words: list[str]) -> list[float]:
     request_log.propagate = False  # quiet: the figures are printed below
     client = app.test_client()
     for query in two_words[:WARM_UP]:
-        status = client.get(f"/search/?q={quote_plus(query)}").status_code
+        status = client.get(f"{page}?q={quote_plus(query)}").status_code
         if status != 200:
-            sys.exit(f"/search/?q={query} answered {status}")
+            sys.exit(f"{page}?q={query} answered {status}")
     durations.values.clear()
     for query in two_words:
-        client.get(f"/search/?q={quote_plus(query)}")
+        client.get(f"{page}?q={quote_plus(query)}")
     request_log.removeHandler(durations)
     with app.app_context():
         db.engine.dispose()
@@ -143,8 +144,9 @@ end
 
 def under_load(
     url: str, words: list[str], wrk: str, args: argparse.Namespace
-) -> tuple[run_bench.Run, list[run_bench.Run]]:
-    """wrk with random queries against the search page, hello just before and after."""
+) -> tuple[run_bench.Run, run_bench.Run, list[run_bench.Run]]:
+    """wrk with random queries against the search page, then against the page without a
+    query; hello just before and after."""
     rng = random.Random(SEED)
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-search-") as folder:
         instance = Path(folder)
@@ -165,34 +167,12 @@ def under_load(
             ) as site,
         ):
             before = run_bench.load(wrk, hello, "/", args)
-            search = load_script(wrk, site, script, args)
+            search = run_bench.load(wrk, site, "/", args, script=[str(script)])
+            # The same page without a query: Broadsheet's own cost of answering it (the
+            # request's way through the app, the layout), with no search in it.
+            empty = run_bench.load(wrk, site, "/search/?q=", args)
             after = run_bench.load(wrk, hello, "/", args)
-    return search, [before, after]
-
-
-def load_script(wrk: str, port: int, script: Path, args: argparse.Namespace) -> run_bench.Run:
-    """run_bench.load, with a Lua script choosing each request."""
-    base = [wrk, f"-t{args.threads}", f"-c{args.connections}", "-s", str(script)]
-    url = f"http://127.0.0.1:{port}/"
-    subprocess.run(
-        [*base, f"-d{run_bench.WARM_UP_SECONDS}s", url],
-        capture_output=True, timeout=run_bench.WARM_UP_SECONDS + 30, check=True,
-    )  # fmt: skip
-    out = subprocess.run(
-        [*base, f"-d{args.duration}s", "--latency", url],
-        capture_output=True, text=True, timeout=args.duration + 30, check=True,
-    ).stdout  # fmt: skip
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
-    if not (rps and p50 and p99):
-        sys.exit(f"could not read wrk's output:\n{out}")
-    return run_bench.Run(
-        float(rps.group(1)),
-        run_bench._ms(p50.group(1)),
-        run_bench._ms(p99.group(1)),
-        run_bench._bad(out),
-    )
+    return search, empty, [before, after]
 
 
 def main() -> None:
@@ -211,14 +191,17 @@ def main() -> None:
     words = word_list()
     load_before = os.getloadavg()[0]
     two_words = queries(words, args.requests, random.Random(SEED), size=2)
-    timings = in_process(args.database_url, two_words)
+    timings = in_process(args.database_url, two_words, "/search/")
     p50, p99 = statistics.median(timings), percentile(timings, 0.99)
-    search, hello = under_load(args.database_url, words, wrk, args)
+    # The Content API ranks the same way through its own statements (with its filters).
+    api = in_process(args.database_url, two_words, "/api/v1/posts/")
+    search, empty, hello = under_load(args.database_url, words, wrk, args)
     around = statistics.mean(run.rps for run in hello)
     ratio = search.rps / around
     load_after = os.getloadavg()[0]
     met = {True: "met", False: "**missed**"}
     bad = f" ({search.bad} bad responses)" if search.bad else ""
+    empty_bad = f" ({empty.bad} bad responses)" if empty.bad else ""
     print(
         "\n".join(
             [
@@ -233,12 +216,19 @@ def main() -> None:
                 f"time, rendering included): p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
                 f"p99 ≤ {MAX_P99_MS:.0f} ms: {met[p99 <= MAX_P99_MS]}",
                 "",
+                f"In-process, the Content API's /api/v1/posts/?q= for the same queries: "
+                f"p50 {statistics.median(api):.1f} ms, p99 {percentile(api, 0.99):.1f} ms",
+                "",
                 "| load | req/s | p50 ms | p99 ms | hello around it, req/s | ratio | ≥ 0.15 |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
                 f"| /search/ with random 1-3 word queries{bad} | {search.rps:,.0f} | "
                 f"{search.p50_ms:.1f} | {search.p99_ms:.1f} | {around:,.0f} "
                 f"({hello[0].rps:,.0f} before, {hello[1].rps:,.0f} after) | {ratio:.2f} | "
                 f"{met[ratio >= MIN_RATIO]} |",
+                f"| /search/?q= (the page without a search){empty_bad} | {empty.rps:,.0f} | "
+                f"{empty.p50_ms:.1f} | {empty.p99_ms:.1f} | | {empty.rps / around:.2f} | |",
+                "",
+                f"A search costs {empty.rps / search.rps:.1f} times the page without one.",
                 "",
                 f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; gunicorn "
                 f"{run_bench.WORKERS} workers x {run_bench.THREADS} threads; "

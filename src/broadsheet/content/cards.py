@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Select, select
+from sqlalchemy import JSON, Select, bindparam, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
@@ -168,6 +168,15 @@ def cards(
     authors: one statement whatever the count."""
     # Straight on the connection: rows need none of the ORM session's execution machinery.
     return [card(row) for row in session.connection().execute(query, params)]
+
+
+def cards_in_order(session: DbSession, ids: Sequence[int]) -> list[PostCard]:
+    """The cards of the posts ``ids``, in that order (one statement; none for no ids)."""
+    if not ids:
+        return []
+    query = card_query().where(Post.id.in_(bindparam("card_ids", expanding=True)))
+    by_id = {post.id: post for post in cards(session, query, {"card_ids": list(ids)})}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def card(row: Sequence[Any]) -> PostCard:
