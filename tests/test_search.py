@@ -29,11 +29,12 @@ from tests.staff import PASSWORD, sign_in
 DAY = timedelta(days=1)
 
 
-def _titles(client: FlaskClient, query: str) -> list[str]:
-    response = client.get("/search/", query_string={"q": query})
+def _titles(client: FlaskClient, query: str, *, page: int = 1) -> list[str]:
+    response = client.get("/search/", query_string={"q": query, "page": page})
     assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    found = re.findall(r'<h2 class="card__title"><a href="[^"]*">(.*?)</a></h2>', page)
+    found = re.findall(
+        r'<h2 class="card__title"><a href="[^"]*">(.*?)</a></h2>', response.get_data(as_text=True)
+    )
     return [re.sub(r"</?mark>", "", title) for title in found]
 
 
@@ -66,6 +67,22 @@ def test_an_old_title_match_ranks_above_more_newer_body_matches_than_are_ranked(
     page = client.get("/search/?q=kubernetes").get_data(as_text=True)
     assert "More than 4 results" in page
     assert _api_titles(client, "kubernetes")[0] == "Kubernetes from scratch"
+
+
+def test_the_site_and_the_api_rank_alike(client: FlaskClient, make_post: Any) -> None:
+    """The search page ranks in one statement of its own, the API through its listing's: the
+    same posts, in the same order, page after page."""
+    make_post("Kubernetes in a week", markdown="Pods.", published_at=NOW - 400 * DAY)
+    make_post("Kubernetes, kubernetes", markdown="Kubernetes twice.", published_at=NOW - 9 * DAY)
+    make_post("Clusters", markdown="Pods.", tags=["kubernetes"], published_at=NOW - 30 * DAY)
+    for number in range(9):
+        make_post(f"Notes {number}", markdown="About kubernetes.", published_at=NOW - number * DAY)
+    make_post("Old notes", markdown="Kubernetes " * 30, published_at=NOW - 700 * DAY)
+    site = _titles(client, "kubernetes") + _titles(client, "kubernetes", page=2)
+    api = client.get("/api/v1/posts/?q=kubernetes&limit=50").get_json()["posts"]
+    assert len(site) == 13
+    assert site == [post["title"] for post in api]
+    assert set(site[:3]) == {"Kubernetes in a week", "Kubernetes, kubernetes", "Clusters"}
 
 
 def test_a_trashed_post_leaves_the_results_and_comes_back_when_restored(
