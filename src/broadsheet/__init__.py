@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader
 from sqlalchemy import event
@@ -129,13 +130,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Foreign keys on, and WAL so that readers never wait for the writer."""
+def _connection_settings(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite: foreign keys on, and WAL so that readers never wait for the writer.
+
+    PostgreSQL: a random page read costs the planner 1.1 sequential ones, not 4 (the
+    default, for spinning disks).  A site's working set is in memory or on SSD; with the
+    default, the tags of each card on a page were found by reading all the tags (a hash join)
+    rather than by their key: 1.5 ms of a search page's 2.6.
+    """
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
-    elif type(dbapi_connection).__module__.startswith("psycopg"):
+    elif isinstance(dbapi_connection, psycopg.Connection):
         dbapi_connection.execute("SET random_page_cost = 1.1")
         dbapi_connection.commit()

@@ -23,7 +23,10 @@ the newest BODY_CANDIDATES that match anywhere; a title or tag match always
 ranks above a match in the text alone, however old it is.  Each is read
 newest first along the date's index (a common query finds its candidates in a
 few hundred rows) or through the full-text index (a rare one), as the planner
-judges from the query's words.
+judges from the query's words.  The search page does all of it in one
+statement (the database's ``broadsheet_search_ranked``, then the page's cards
+and snippets); the Content API and the staff's list rank the same way through
+``ranked``, inside their own filters.
 - SQLite: an FTS5 table ``post_search`` with the Porter stemmer (none for
   SITE_LANGUAGE=simple), ranked by ``bm25`` with the same weights and
   recency, highlighted by ``highlight``/``snippet``.
