@@ -288,6 +288,7 @@ def gunicorn(app: str, env: dict[str, str], log: Path, *, ready: str) -> Iterato
             if server.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"{app} did not start; its log:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
+        settle(server.pid, deadline)
         yield port
     finally:
         with suppress(ProcessLookupError):
@@ -298,6 +299,31 @@ def gunicorn(app: str, env: dict[str, str], log: Path, *, ready: str) -> Iterato
             with suppress(ProcessLookupError):
                 os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
+
+
+def settle(pid: int, deadline: float) -> None:
+    """Wait until the server's processes are idle: one worker answering is not all of them
+    started, and a worker still loading the app takes a core from whatever is measured next."""
+    clock = os.sysconf("SC_CLK_TCK")
+
+    def busy_seconds() -> float:
+        children = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        total = 0.0
+        for process in [str(pid), *children]:
+            with suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / clock  # user and system time
+        return total
+
+    before = busy_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = busy_seconds()
+        if now - before < 0.05:  # under a tenth of a core in that half second
+            return
+        before = now
 
 
 def ensure_wrk() -> str:

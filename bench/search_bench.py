@@ -146,7 +146,7 @@ def under_load(
     url: str, words: list[str], wrk: str, args: argparse.Namespace
 ) -> tuple[run_bench.Run, run_bench.Run, list[run_bench.Run]]:
     """wrk with random queries against the search page, then against the page without a
-    query; hello just before and after."""
+    query, hello before each pair and after the last."""
     rng = random.Random(SEED)
     with tempfile.TemporaryDirectory(prefix="broadsheet-bench-search-") as folder:
         instance = Path(folder)
@@ -166,13 +166,20 @@ def under_load(
                 "broadsheet:create_app()", env, instance / "app.log", ready="/search/?q=python"
             ) as site,
         ):
-            before = run_bench.load(wrk, hello, "/", args)
-            search = run_bench.load(wrk, site, "/", args, script=[str(script)])
-            # The same page without a query: Broadsheet's own cost of answering it (the
-            # request's way through the app, the layout), with no search in it.
-            empty = run_bench.load(wrk, site, "/search/?q=", args)
+            # Each figure is the best of --repeat runs, taken in turns.  wrk opens its
+            # connections at once and keeps them; gunicorn's workers share them as they wake,
+            # and a worker that takes nearly all of them leaves the other's core idle: a run
+            # can come out at half the rate of the next (seen for hello and Broadsheet alike).
+            runs: dict[str, list[run_bench.Run]] = {"before": [], "search": [], "empty": []}
+            for _ in range(args.repeat):
+                runs["before"].append(run_bench.load(wrk, hello, "/", args))
+                runs["search"].append(run_bench.load(wrk, site, "/", args, script=[str(script)]))
+                # The same page without a query: Broadsheet's own cost of answering it (the
+                # request's way through the app, the layout), with no search in it.
+                runs["empty"].append(run_bench.load(wrk, site, "/search/?q=", args))
             after = run_bench.load(wrk, hello, "/", args)
-    return search, empty, [before, after]
+    best = {name: max(found, key=lambda run: run.rps) for name, found in runs.items()}
+    return best["search"], best["empty"], [*runs["before"], after]
 
 
 def main() -> None:
@@ -182,6 +189,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--repeat", type=int, default=3, help="wrk runs per figure (the best)")
     args = parser.parse_args()
     wrk = run_bench.ensure_wrk()
     run_bench.ensure_database(args.database_url, fresh=False)
@@ -196,12 +204,13 @@ def main() -> None:
     # The Content API ranks the same way through its own statements (with its filters).
     api = in_process(args.database_url, two_words, "/api/v1/posts/")
     search, empty, hello = under_load(args.database_url, words, wrk, args)
-    around = statistics.mean(run.rps for run in hello)
+    around = max(run.rps for run in hello)  # the best, as for the pages
     ratio = search.rps / around
     load_after = os.getloadavg()[0]
     met = {True: "met", False: "**missed**"}
     bad = f" ({search.bad} bad responses)" if search.bad else ""
     empty_bad = f" ({empty.bad} bad responses)" if empty.bad else ""
+    hello_runs = ", ".join(f"{run.rps:,.0f}" for run in hello)
     print(
         "\n".join(
             [
@@ -219,18 +228,18 @@ def main() -> None:
                 f"In-process, the Content API's /api/v1/posts/?q= for the same queries: "
                 f"p50 {statistics.median(api):.1f} ms, p99 {percentile(api, 0.99):.1f} ms",
                 "",
-                "| load | req/s | p50 ms | p99 ms | hello around it, req/s | ratio | ≥ 0.15 |",
+                "| load | req/s | p50 ms | p99 ms | hello, req/s | ratio | ≥ 0.15 |",
                 "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
                 f"| /search/ with random 1-3 word queries{bad} | {search.rps:,.0f} | "
                 f"{search.p50_ms:.1f} | {search.p99_ms:.1f} | {around:,.0f} "
-                f"({hello[0].rps:,.0f} before, {hello[1].rps:,.0f} after) | {ratio:.2f} | "
-                f"{met[ratio >= MIN_RATIO]} |",
+                f"(best of {len(hello)}: {hello_runs}) | {ratio:.2f} | {met[ratio >= MIN_RATIO]} |",
                 f"| /search/?q= (the page without a search){empty_bad} | {empty.rps:,.0f} | "
                 f"{empty.p50_ms:.1f} | {empty.p99_ms:.1f} | | {empty.rps / around:.2f} | |",
                 "",
                 f"A search costs {empty.rps / search.rps:.1f} times the page without one.",
                 "",
-                f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; gunicorn "
+                f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, the best of "
+                f"{args.repeat} runs (hello: of {args.repeat + 1}); gunicorn "
                 f"{run_bench.WORKERS} workers x {run_bench.THREADS} threads; "
                 f"{time.perf_counter() - started:.0f} s in all",
             ]
