@@ -240,30 +240,31 @@ class Estimate:
         return matches > 0 and limit * self.posts / matches < WALK_RATIO * matches
 
 
-_READ = (
-    "SELECT CAST(r.q AS text), CAST(broadsheet_search_language() AS text),"
-    " broadsheet_search_estimate(r.q)"
-    " FROM (SELECT websearch_to_tsquery(broadsheet_search_language(), :words){prefix} AS q) r"
-)
-_READ_WORDS = text(_READ.format(prefix=""))
+# A query as PostgreSQL reads it, in the configuration ``c.cfg``.
+_WORDS = "websearch_to_tsquery(c.cfg, :words)"
 # Only letters and digits reach to_tsquery (the prefix is one word piece), so its own syntax
 # cannot be spoken to it.
-_READ_PREFIXED = text(
-    _READ.format(prefix=" && to_tsquery(broadsheet_search_language(), :prefix || ':*')")
+_PREFIXED = _WORDS + " && to_tsquery(c.cfg, :prefix || ':*')"
+# The query as read, with how common it is: for ``ranked`` (the public page's own statement
+# reads it inside, _FOUND).
+_READ = (
+    "SELECT CAST(r.q AS text), broadsheet_search_estimate(r.q) FROM (SELECT {query} AS q"
+    " FROM (SELECT broadsheet_search_language() AS cfg) c) r"
 )
+_READ_WORDS, _READ_PREFIXED = text(_READ.format(query=_WORDS)), text(_READ.format(query=_PREFIXED))
 
 
-def _tsquery(session: DbSession, query: Query) -> tuple[str, str, Estimate]:
-    """The query as PostgreSQL's ``tsquery`` text, the text-search configuration it was read
-    with (the index's own, the migration's ``broadsheet_search_language``) and how common it
-    is (``broadsheet_search_estimate``): one round trip.  The text is empty when the query
-    holds only stop words."""
-    words = _websearch_text(query)
-    if query.prefix is None:
-        row = session.execute(_READ_WORDS, {"words": words}).one()
-    else:
-        row = session.execute(_READ_PREFIXED, {"words": words, "prefix": query.prefix}).one()
-    return str(row[0] or ""), str(row[1]), Estimate(*row[2])
+def _tsquery(session: DbSession, query: Query) -> tuple[str, Estimate]:
+    """The query as PostgreSQL's ``tsquery`` text, read with the index's own text-search
+    configuration (the migration's ``broadsheet_search_language``), and how common it is
+    (``broadsheet_search_estimate``): one round trip.  The text is empty when the query holds
+    only stop words."""
+    params = {"words": _websearch_text(query)}
+    if query.prefix is not None:
+        params["prefix"] = query.prefix
+    statement = _READ_WORDS if query.prefix is None else _READ_PREFIXED
+    row = session.execute(statement, params).one()
+    return str(row[0] or ""), Estimate(*row[1])
 
 
 def _tsquery_param(argument: str) -> ColumnElement[Any]:
@@ -320,7 +321,6 @@ class Matcher:
     score: ColumnElement[float]
     dialect: str
     argument: str  # the tsquery text, or the FTS5 expression
-    language: str = "english"
     estimate: Estimate | None = None  # PostgreSQL's
 
 
@@ -373,7 +373,7 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
     dialect = session.get_bind().dialect.name
     recency = _recency(now, dialect)
     if dialect == "postgresql":
-        argument, language, estimate = _tsquery(session, query)
+        argument, estimate = _tsquery(session, query)
         tsquery = _tsquery_param(argument)
 
         def scored_pg(select_: Select[Any]) -> Select[Any]:
@@ -390,9 +390,7 @@ def matcher(session: DbSession, query: Query, *, now: datetime) -> Matcher:
             return heads.where(_document.bool_op("@@")(tsquery)) if query.excluded else heads
 
         score = _rank(tsquery) * recency
-        return Matcher(
-            restrict_pg, heads_pg, scored_pg, score, dialect, argument, language, estimate
-        )
+        return Matcher(restrict_pg, heads_pg, scored_pg, score, dialect, argument, estimate)
     expression = _fts_match(query)
     bm25 = func.bm25(
         literal_column("post_search"),
@@ -455,14 +453,6 @@ def ranked(
         .order_by(None)
         .order_by(candidates.c.head.desc(), found.score.desc(), Post.id.desc())
     )
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """What a public search ranked: the ids best first, and whether either list was full."""
-
-    ids: list[int]
-    capped: bool
 
 
 def _public_fts(
@@ -535,10 +525,6 @@ LEFT JOIN LATERAL (
     WHERE ranked.n > :skip ORDER BY ranked.n LIMIT :per_page
 ) shown ON true
 """
-_WORDS = "websearch_to_tsquery(c.cfg, :words)"
-# Only letters and digits reach to_tsquery (the prefix is one word piece), so its own syntax
-# cannot be spoken to it.
-_PREFIXED = _WORDS + " && to_tsquery(c.cfg, :prefix || ':*')"
 # The markers are taken out of the text before marks go in.  A snippet is made from the text
 # around the body's first match, near enough (a lexeme is the start of the words it stands for,
 # as a rule; without one, the start of the body).
