@@ -9,6 +9,7 @@ the ``broadsheet`` command prints, instead of a traceback from each worker.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -51,6 +52,14 @@ accesslog = None
 errorlog = "-"
 # Each worker builds its own app: no database connection is shared across a fork.
 preload_app = False
+
+
+def post_worker_init(worker: Any) -> None:
+    """What the worker built while loading the app (modules, routes, the ORM's mappings) lives
+    as long as the worker: moved out of the garbage collector's reach, a full collection reads
+    only what requests left behind.  It read all of it before: about 70 ms, once every few
+    hundred requests, added to whichever request set it off."""
+    gc.freeze()
 
 
 def on_starting(server: Any) -> None:

@@ -28,6 +28,7 @@ run is bounded in time.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import random
@@ -113,6 +114,7 @@ def in_process(url: str, two_words: list[str], page: str) -> list[float]:
             "PAGE_CACHE_URL": "off",
         }
     )
+    gc.freeze()  # as gunicorn.conf.py's post_worker_init does in every worker
     durations = Durations()
     request_log = logging.getLogger(REQUEST_LOGGER)
     request_log.addHandler(durations)

@@ -7,6 +7,7 @@ a domain error into one line on stderr with a non-zero exit.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import secrets
 import signal
@@ -293,6 +294,7 @@ def register_commands(app: Flask) -> None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         prepare_first_run(app)
         worker = SupervisedWorker(_child_env(app))
+        gc.freeze()  # the loaded app, out of the collector's way (see gunicorn.conf.py)
         try:
             # app.run() is a no-op under a Flask CLI group, so serve with Werkzeug directly.
             run_simple(host, port, app, threaded=True, use_reloader=False)
