@@ -20,6 +20,7 @@ from broadsheet.accounts.tasks import send_password_reset
 from broadsheet.errors import Forbidden
 from broadsheet.extensions import db, limiter
 from broadsheet.outbox.models import OutboxEmail
+from broadsheet.settings.services import update_site_settings
 from tests.conftest import NOW
 from tests.staff import PASSWORD, csrf_token, post_form, separate_client, sign_in
 
@@ -308,6 +309,11 @@ def _reset_link(outbox: list[Any]) -> str:
 def test_password_reset_emails_a_link_that_works_once(
     app: Flask, client: FlaskClient, editor: User, fresh_limits: None, outbox: list[Any]
 ) -> None:
+    update_site_settings(
+        db.session, actor=OPERATOR, now=NOW, title="The Tuesday Paper", description="",
+        timezone="UTC", posts_per_page=10,
+    )  # fmt: skip
+    db.session.commit()
     other = separate_client(app)
     sign_in(other, editor.email)  # a session elsewhere, say a lost laptop
     response = post_form(client, "/admin/password-reset/", {"email": "Ed@Example.com"})
@@ -315,6 +321,7 @@ def test_password_reset_emails_a_link_that_works_once(
     # The email goes through the worker; here the task body runs as the worker would.
     _run_email_tasks()
     assert outbox[-1].to == ["ed@example.com"]
+    assert "reset your password at The Tuesday Paper." in outbox[-1].body  # not "Broadsheet"
     link = _reset_link(outbox)
     new = {"password": "a brand new secret", "confirm": "a brand new secret"}
     assert post_form(client, link, new).status_code == 302

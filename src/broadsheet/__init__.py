@@ -88,6 +88,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.content import models as _content  # noqa: F401
     from broadsheet.content import redirects as _redirects  # noqa: F401
     from broadsheet.content import tasks as _content_tasks  # noqa: F401
+    from broadsheet.mail_layout import SITE_TITLE
     from broadsheet.media import hooks as _media_hooks  # noqa: F401
     from broadsheet.media import models as _media  # noqa: F401
     from broadsheet.media import tasks as _media_tasks  # noqa: F401
@@ -99,6 +100,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.porting import models as _porting  # noqa: F401
     from broadsheet.porting import tasks as _porting_tasks  # noqa: F401
     from broadsheet.settings import models as _settings  # noqa: F401
+    from broadsheet.settings.services import site_settings
     from broadsheet.site import errors as _site_errors  # noqa: F401 (the error pages)
     from broadsheet.site import search as _site_search  # noqa: F401 (the search page)
     from broadsheet.site.feeds import bp as feeds_bp
@@ -110,6 +112,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broadsheet.stats import models as _stats  # noqa: F401
     from broadsheet.stats import tasks as _stats_tasks  # noqa: F401
 
+    app.extensions[SITE_TITLE] = lambda: site_settings(db.session).title
     app.register_blueprint(ops_bp)
     app.register_blueprint(site_bp)
     app.register_blueprint(admin_bp)

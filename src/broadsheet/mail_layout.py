@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import css_inline
 import lxml.html
-from flask import render_template
+from flask import current_app, render_template
 from flask_mailman import EmailMultiAlternatives
 from inscriptis import get_text
 from inscriptis.css_profiles import CSS_PROFILES
@@ -133,6 +133,17 @@ def html_email(
     )
     message.attach_alternative(finish_html(html, base=base), "text/html")
     return message
+
+
+# ``app.extensions[SITE_TITLE]()``: the title staff gave the site (create_app provides it).
+SITE_TITLE = "broadsheet.site_title"
+
+
+def site_title() -> str:
+    """The site's title as staff last saved it, for email composed in a package that the
+    settings package builds on (accounts), and so cannot read it itself."""
+    title: str = current_app.extensions[SITE_TITLE]()
+    return title
 
 
 def render_email(template: str, **context: object) -> str:

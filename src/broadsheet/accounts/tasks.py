@@ -11,7 +11,7 @@ from flask_mailman import EmailMessage
 from broadsheet.accounts.models import User
 from broadsheet.accounts.tokens import password_reset_token
 from broadsheet.extensions import db
-from broadsheet.mail_layout import html_email, render_email
+from broadsheet.mail_layout import html_email, render_email, site_title
 from broadsheet.outbox.models import OutboxEmail
 from broadsheet.outbox.tasks import run_email_task
 from broadsheet.queue import WAIT_FOR_DATABASE
@@ -30,7 +30,7 @@ def compose_password_reset(email: OutboxEmail) -> EmailMessage | None:
     html = render_email(
         "accounts/email/password_reset.html",
         name=user.name, minutes=minutes, link=link,
-        site_title="Broadsheet", site_url=config["SITE_URL"],
+        site_title=site_title(), site_url=config["SITE_URL"],
     )  # fmt: skip
     return html_email(
         subject="Reset your password", html=html, base=config["SITE_URL"] + "/", to=[user.email]
