@@ -66,6 +66,8 @@ def test_a_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
         ({"CELERY_TASK_ALWAYS_EAGER": "nope"}, "CELERY_TASK_ALWAYS_EAGER is 'nope'; use true"),
         ({"SITEMAP_MAX_URLS": "lots"}, "SITEMAP_MAX_URLS is 'lots', not a whole number"),
         ({"SITEMAP_MAX_URLS": "60000"}, "SITEMAP_MAX_URLS is 60000; it must be between 1 and"),
+        ({"IMPORT_MAX_BYTES": "500MB"}, "IMPORT_MAX_BYTES is '500MB', not a whole number"),
+        ({"IMPORT_MAX_BYTES": "1000"}, "IMPORT_MAX_BYTES is 1000; it must be between 1048576"),
         ({"SITE_TIMEZONE": "Mars/Olympus"}, "SITE_TIMEZONE is 'Mars/Olympus'; use an IANA"),
         ({"SITE_LANGUAGE": "klingon"}, "SITE_LANGUAGE is 'klingon'; use one of simple, "),
     ],

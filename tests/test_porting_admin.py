@@ -11,6 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from broadsheet.accounts.models import Role
 from broadsheet.content.models import Post
@@ -28,10 +30,13 @@ def client(app: Flask) -> FlaskClient:
 
 def _upload(client: FlaskClient, name: str, content: bytes) -> Any:
     page = client.get("/admin/import/")
+    # Encoded here, in memory: the test client would spool a large body to a file it never
+    # closes.
+    boundary, body = encode_multipart(
+        {"csrf_token": csrf_token(page.text), "file": FileStorage(io.BytesIO(content), name)}
+    )
     return client.post(
-        "/admin/import/",
-        data={"csrf_token": csrf_token(page.text), "file": (io.BytesIO(content), name)},
-        content_type="multipart/form-data",
+        "/admin/import/", data=body, content_type=f"multipart/form-data; boundary={boundary}"
     )
 
 
@@ -97,3 +102,29 @@ def test_editors_can_neither_import_nor_export(client: FlaskClient, make_user: A
     sign_in(client, editor.email)
     assert client.get("/admin/import/").status_code == 403
     assert client.get("/admin/export.zip").status_code == 403
+
+
+def _padded_export(size: int) -> bytes:
+    """The WordPress fixture grown to ``size`` bytes by comments at its end (still valid)."""
+    export = (FIXTURES / "wordpress.xml").read_bytes()
+    comment = b"<!-- " + b"x" * 65_000 + b" -->\n"
+    return export + comment * (max(size - len(export), 0) // len(comment) + 1)
+
+
+def test_an_export_larger_than_any_form_is_taken_up_to_import_max_bytes(
+    client: FlaskClient, make_user: Any, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    sign_in(client, admin.email)
+    large = app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024  # more than any other form takes
+    monkeypatch.setitem(app.config, "IMPORT_MAX_BYTES", large + 1024 * 1024)
+    uploaded = _upload(client, "wordpress.xml", _padded_export(large))
+    assert uploaded.status_code == 302
+    assert "4 posts" in client.get(uploaded.headers["Location"]).text
+
+    monkeypatch.setitem(app.config, "IMPORT_MAX_BYTES", 1024 * 1024)
+    refused = _upload(client, "wordpress.xml", _padded_export(2 * 1024 * 1024))
+    assert refused.status_code == 413
+    assert "larger than the 1 MB an import takes" in refused.text
+    assert "IMPORT_MAX_BYTES" in refused.text
+    assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 1

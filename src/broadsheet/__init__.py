@@ -23,7 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from broadsheet import headers, page_cache
 from broadsheet.config import ConfigError, default_instance_path, load_settings
 from broadsheet.extensions import csrf, db, limiter, login_manager, mail, migrate
-from broadsheet.guards import limit_api_bodies, refuse_nul_bytes
+from broadsheet.guards import limit_bodies, refuse_nul_bytes
 from broadsheet.logs import configure_logging
 from broadsheet.queue import celery_init_app
 from broadsheet.stats import counting
@@ -50,7 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     media_files.init_app(app)  # uploaded images' variants, before Flask; inside the headers
     headers.init_app(app)  # outermost: pages the cache answers carry the headers too
-    app.before_request(limit_api_bodies)
+    app.before_request(limit_bodies)
     app.before_request(refuse_nul_bytes)
 
     # Files under instance/templates/ override the bundled templates.

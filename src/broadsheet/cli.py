@@ -244,7 +244,7 @@ def register_commands(app: Flask) -> None:
                 job = porting.start_import(
                     db.session, actor=OPERATOR, now=now, upload=upload, filename=file.name,
                     folder=Path(current_app.instance_path) / "imports",
-                    max_bytes=current_app.config.get("IMPORT_MAX_BYTES", porting.MAX_IMPORT_BYTES),
+                    max_bytes=current_app.config["IMPORT_MAX_BYTES"],
                     old_site=old_site,
                 )  # fmt: skip
         except DomainError as exc:

@@ -372,6 +372,11 @@ def _media_settings(
     settings["IMPORT_FETCH_IMAGES"] = read("IMPORT_FETCH_IMAGES", _boolean, True)
     settings["IMPORT_FETCH_PRIVATE"] = read("IMPORT_FETCH_PRIVATE", _boolean, False)
     settings["IMPORT_FETCH_TIMEOUT"] = read("IMPORT_FETCH_TIMEOUT", lambda v: _integer(v, 1, 60), 5)
+    # The largest export an import takes (the admin's upload, the command's file): a big
+    # WordPress site's is hundreds of megabytes, read in a stream.
+    settings["IMPORT_MAX_BYTES"] = read(
+        "IMPORT_MAX_BYTES", lambda v: _integer(v, MIB, 16 * 1024 * MIB), 512 * MIB
+    )
     settings["MEDIA_PUBLIC_URL"] = read("MEDIA_PUBLIC_URL", _site_url, None)
     settings["S3_BUCKET"] = read("S3_BUCKET", _bucket, None)
     settings["S3_ENDPOINT_URL"] = read("S3_ENDPOINT_URL", _site_url, None)

@@ -9,14 +9,21 @@ from flask import abort, current_app, request
 NUL = "\x00"
 API_MAX_BODY = 1024 * 1024  # a post's Markdown is far smaller; CSV imports go through the admin
 API_UPLOADS = ("/api/v1/admin/images/",)  # multipart image uploads: up to MEDIA_MAX_BYTES
+IMPORT_UPLOAD = "/admin/import/"  # an export: up to IMPORT_MAX_BYTES
 
 
-def limit_api_bodies() -> None:
-    """JSON API bodies over 1 MiB are refused with 413 before anything reads them."""
+def limit_bodies() -> None:
+    """JSON API bodies over 1 MiB are refused with 413 before anything reads them; an
+    export uploaded to the admin's import may be larger than any other form.
+
+    Set here, before the CSRF check reads the form: a limit set in the view came too late.
+    """
     if request.path.startswith("/api/") and request.path not in API_UPLOADS:
         request.max_content_length = API_MAX_BODY
     elif request.path in API_UPLOADS:
         request.max_content_length = current_app.config["MAX_CONTENT_LENGTH"]
+    elif request.path == IMPORT_UPLOAD:
+        request.max_content_length = current_app.config["IMPORT_MAX_BYTES"]
 
 
 def _holds_nul(value: Any) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Response, current_app, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.file import FileField, FileRequired
+from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import StringField
 
 from broadsheet.admin.blueprint import bp
@@ -36,18 +37,33 @@ class ImportForm(Form):
 
 
 def _max_bytes() -> int:
-    return int(current_app.config.get("IMPORT_MAX_BYTES", porting.MAX_IMPORT_BYTES))
+    return int(current_app.config["IMPORT_MAX_BYTES"])
 
 
 def _folder() -> Path:
     return Path(current_app.instance_path) / "imports"
 
 
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
+    """An upload over its limit is refused before any form reads it: for an export, say which
+    limit and how to raise it; any other form says what it was."""
+    if request.path == url_for("admin.imports"):
+        megabytes = _max_bytes() // (1024 * 1024)
+        message = (
+            f"The file is larger than the {megabytes:,} MB an import takes. The site's "
+            "operator can raise IMPORT_MAX_BYTES, or import it with the broadsheet import "
+            "command on the server."
+        )
+    else:
+        message = "What was sent is larger than this form takes."
+    return page("message.html", 413, title="File too large", message=message)
+
+
 @bp.route("/import/", methods=["GET", "POST"])
 def imports() -> ResponseReturnValue:
     user = actor()
     jobs = porting.recent_jobs(db.session, actor=user)
-    request.max_content_length = _max_bytes()  # an export is larger than a form
     form = ImportForm()
     if form.validate_on_submit():
         upload = form.file.data
