@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,9 @@ from werkzeug.test import encode_multipart
 
 from broadsheet.accounts.models import Role
 from broadsheet.content.models import Post
-from broadsheet.extensions import db
+from broadsheet.extensions import db, utcnow
 from broadsheet.porting import tasks
-from broadsheet.porting.models import ImportJob
+from broadsheet.porting.models import ImportJob, JobStatus
 from tests.porting_support import FIXTURES
 from tests.staff import PASSWORD, csrf_token, post_form, separate_client, sign_in
 
@@ -128,3 +130,34 @@ def test_an_export_larger_than_any_form_is_taken_up_to_import_max_bytes(
     assert "larger than the 1 MB an import takes" in refused.text
     assert "IMPORT_MAX_BYTES" in refused.text
     assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 1
+
+
+def test_an_upload_nobody_confirms_is_removed_after_a_day(
+    client: FlaskClient, make_user: Any, app: Flask
+) -> None:
+    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    sign_in(client, admin.email)
+    export = (FIXTURES / "wordpress.xml").read_bytes()
+    for _ in range(2):
+        assert _upload(client, "wordpress.xml", export).status_code == 302
+    old, recent = db.session.scalars(select(ImportJob).order_by(ImportJob.id)).all()
+    old.created_at = utcnow() - timedelta(days=1, minutes=1)
+    db.session.commit()
+    old_path, recent_path = Path(old.path), Path(recent.path)
+    assert old_path.exists()
+    beat = app.config["CELERY"]["beat_schedule"]["expire-imports"]
+    assert beat == {"task": "broadsheet.expire_imports", "schedule": 3600.0}
+    expire = app.extensions["celery"].tasks[beat["task"]]  # what the beat runs, hourly
+
+    assert expire() == 1
+    assert not old_path.exists()
+    assert recent_path.exists()  # less than a day old: still waiting for its confirm
+    db.session.expire_all()
+    assert (old.status, recent.status) == (JobStatus.FAILED, JobStatus.WAITING)
+    assert "Upload it again" in client.get(f"/admin/import/{old.id}/").text
+    # A confirm from a page left open queues nothing.
+    job_url = f"/admin/import/{old.id}/"
+    post_form(client, f"/admin/import/{old.id}/confirm", {}, form_at=job_url)
+    db.session.expire_all()
+    assert old.status is JobStatus.FAILED
+    assert expire() == 0

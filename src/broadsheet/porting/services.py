@@ -15,7 +15,7 @@ import dataclasses
 import secrets
 import shutil
 from collections.abc import Generator, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -308,6 +308,29 @@ def fail_import(session: DbSession, job_id: int, reason: str, *, now: datetime) 
     if job is not None and job.status is not JobStatus.DONE:
         job.status, job.error, job.finished_at = JobStatus.FAILED, reason[:2000], now
         session.flush()
+
+
+WAITING_DAYS = 1  # an upload nobody confirmed is removed after this long
+NOT_CONFIRMED = (
+    "Not confirmed within a day: the uploaded file was removed. Upload it again to import it."
+)
+
+
+def expire_waiting(session: DbSession, *, now: datetime) -> list[Path]:
+    """Mark failed, with the reason, the jobs whose upload nobody confirmed for WAITING_DAYS,
+    and return their files, for the caller to remove once that is committed (an export can be
+    hundreds of megabytes).  A confirm that comes later finds the job no longer waiting and
+    queues nothing.  Flushes."""
+    stale = session.scalars(
+        select(ImportJob).where(
+            ImportJob.status == JobStatus.WAITING,
+            ImportJob.created_at < now - timedelta(days=WAITING_DAYS),
+        )
+    ).all()
+    for job in stale:
+        job.status, job.error, job.finished_at = JobStatus.FAILED, NOT_CONFIRMED, now
+    session.flush()
+    return [Path(job.path) for job in stale]
 
 
 def job_actor(session: DbSession, job: ImportJob) -> Actor:

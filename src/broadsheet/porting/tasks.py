@@ -58,3 +58,15 @@ def run_import(job_id: int, slice_seconds: float = SLICE_SECONDS) -> str:
         log.warning("import %d failed: %s", job_id, error)
         return "failed"
     return "done"
+
+
+@shared_task(name="broadsheet.expire_imports")
+def expire_imports() -> int:
+    """On the beat: remove the uploads nobody confirmed within a day (``expire_waiting``)."""
+    files = services.expire_waiting(db.session, now=utcnow())
+    db.session.commit()
+    for path in files:
+        path.unlink(missing_ok=True)
+    if files:
+        log.info("removed %d import upload(s) nobody confirmed", len(files))
+    return len(files)
