@@ -30,6 +30,14 @@ def client(app: Flask) -> FlaskClient:
     return separate_client(app)
 
 
+@pytest.fixture
+def admin(client: FlaskClient, make_user: Any) -> FlaskClient:
+    """The client, signed in as an admin (who may import and export)."""
+    user = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
+    sign_in(client, user.email)
+    return client
+
+
 def _upload(client: FlaskClient, name: str, content: bytes) -> Any:
     page = client.get("/admin/import/")
     # Encoded here, in memory: the test client would spool a large body to a file it never
@@ -74,10 +82,8 @@ def test_an_admin_uploads_reads_the_summary_confirms_and_gets_the_report(
     assert db.session.scalar(select(func.count()).select_from(Post)) == 6
 
 
-def test_a_bad_upload_is_refused_on_the_form(client: FlaskClient, make_user: Any) -> None:
-    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
-    sign_in(client, admin.email)
-    refused = _upload(client, "notes.txt", b"nothing to see")
+def test_a_bad_upload_is_refused_on_the_form(admin: FlaskClient) -> None:
+    refused = _upload(admin, "notes.txt", b"nothing to see")
     assert refused.status_code == 422
     assert "is not a WordPress export" in refused.text
     assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
@@ -114,10 +120,9 @@ def _padded_export(size: int) -> bytes:
 
 
 def test_an_export_larger_than_any_form_is_taken_up_to_import_max_bytes(
-    client: FlaskClient, make_user: Any, app: Flask, monkeypatch: pytest.MonkeyPatch
+    admin: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
-    sign_in(client, admin.email)
+    client = admin
     large = app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024  # more than any other form takes
     monkeypatch.setitem(app.config, "IMPORT_MAX_BYTES", large + 1024 * 1024)
     uploaded = _upload(client, "wordpress.xml", _padded_export(large))
@@ -132,11 +137,8 @@ def test_an_export_larger_than_any_form_is_taken_up_to_import_max_bytes(
     assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 1
 
 
-def test_an_upload_nobody_confirms_is_removed_after_a_day(
-    client: FlaskClient, make_user: Any, app: Flask
-) -> None:
-    admin = make_user(Role.ADMIN, email="admin@example.com", password=PASSWORD)
-    sign_in(client, admin.email)
+def test_an_upload_nobody_confirms_is_removed_after_a_day(admin: FlaskClient, app: Flask) -> None:
+    client = admin
     export = (FIXTURES / "wordpress.xml").read_bytes()
     for _ in range(2):
         assert _upload(client, "wordpress.xml", export).status_code == 302
