@@ -6,8 +6,9 @@ this:
 
 1. times ``/search/?q=`` in-process (the Flask test client; the duration the
    request log records for each response, so rendering is included) for
-   two-word queries drawn from the demo's own vocabulary, and prints p50 and
-   p99 (target: p99 ≤ 30 ms); the same for the Content API's ``?q=``;
+   two-word queries drawn from the demo's own vocabulary, after a hundred
+   searches of other words, and prints p50 and p99 (target: p99 ≤ 30 ms);
+   the same for the Content API's ``?q=``;
 2. serves Broadsheet and ``bench/hello_app.py`` under gunicorn on 127.0.0.1
    exactly as ``bench/run_bench.py`` does (its helpers, imported), and drives
    the search page with wrk and a Lua script that picks a random one- to
@@ -53,7 +54,9 @@ from broadsheet.logs import REQUEST_LOGGER
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/broadsheet_bench_search"
 POSTS, TAGS = 100_000, 1000
 MAX_P99_MS, MIN_RATIO = 30.0, 0.15
-WARM_UP = 10
+# Searches run before the timed ones, of other words than those timed: the index's busy pages
+# in memory, as on a site that is being searched (a cold start is not what p99 is about).
+WARM_UP = 100
 SEED = 16
 
 
@@ -102,9 +105,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def in_process(url: str, two_words: list[str], page: str) -> list[float]:
+def in_process(url: str, two_words: list[str], page: str, warm_up: list[str]) -> list[float]:
     """The app's own time for each two-word search of ``page`` (the search page, or the
-    Content API's post list), after a warm-up."""
+    Content API's post list), after the searches ``warm_up``."""
     instance = tempfile.mkdtemp(prefix="broadsheet-bench-search-")
     app = create_app(
         {
@@ -120,7 +123,7 @@ def in_process(url: str, two_words: list[str], page: str) -> list[float]:
     request_log.addHandler(durations)
     request_log.propagate = False  # quiet: the figures are printed below
     client = app.test_client()
-    for query in two_words[:WARM_UP]:
+    for query in warm_up:
         status = client.get(f"{page}?q={quote_plus(query)}").status_code
         if status != 200:
             sys.exit(f"{page}?q={query} answered {status}")
@@ -201,10 +204,11 @@ def main() -> None:
     words = word_list()
     load_before = os.getloadavg()[0]
     two_words = queries(words, args.requests, random.Random(SEED), size=2)
-    timings = in_process(args.database_url, two_words, "/search/")
+    warm_up = queries(words, WARM_UP, random.Random(SEED + 1), size=2)
+    timings = in_process(args.database_url, two_words, "/search/", warm_up)
     p50, p99 = statistics.median(timings), percentile(timings, 0.99)
     # The Content API ranks the same way through its own statements (with its filters).
-    api = in_process(args.database_url, two_words, "/api/v1/posts/")
+    api = in_process(args.database_url, two_words, "/api/v1/posts/", warm_up)
     search, empty, hello = under_load(args.database_url, words, wrk, args)
     around = max(run.rps for run in hello)  # the best, as for the pages
     ratio = search.rps / around
