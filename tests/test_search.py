@@ -70,19 +70,31 @@ def test_an_old_title_match_ranks_above_more_newer_body_matches_than_are_ranked(
 
 
 def test_the_site_and_the_api_rank_alike(client: FlaskClient, make_post: Any) -> None:
-    """The search page ranks in one statement of its own, the API through its listing's: the
-    same posts, in the same order, page after page."""
+    """The search page and the API's unfiltered search take one ranking (on PostgreSQL, the
+    database's; the API keeps its posts); narrowed to a tag, the API ranks within it, through
+    the listing's own statements: the same posts, in the same order, page after page."""
     make_post("Kubernetes in a week", markdown="Pods.", published_at=NOW - 400 * DAY)
     make_post("Kubernetes, kubernetes", markdown="Kubernetes twice.", published_at=NOW - 9 * DAY)
     make_post("Clusters", markdown="Pods.", tags=["kubernetes"], published_at=NOW - 30 * DAY)
     for number in range(9):
-        make_post(f"Notes {number}", markdown="About kubernetes.", published_at=NOW - number * DAY)
+        tags = ["notes"] if number % 2 else []
+        make_post(
+            f"Notes {number}", markdown="About kubernetes.", tags=tags,
+            published_at=NOW - number * DAY,
+        )  # fmt: skip
     make_post("Old notes", markdown="Kubernetes " * 30, published_at=NOW - 700 * DAY)
+    make_post("About", markdown="Kubernetes, here too.", kind=PostKind.PAGE)
     site = _titles(client, "kubernetes") + _titles(client, "kubernetes", page=2)
-    api = client.get("/api/v1/posts/?q=kubernetes&limit=50").get_json()["posts"]
-    assert len(site) == 13
-    assert site == [post["title"] for post in api]
+    api = client.get("/api/v1/posts/?q=kubernetes&limit=50").get_json()
+    assert len(site) == 14
+    assert [title for title in site if title != "About"] == [p["title"] for p in api["posts"]]
+    assert api["pagination"]["total"] == 13  # the API lists posts, not pages
     assert set(site[:3]) == {"Kubernetes in a week", "Kubernetes, kubernetes", "Clusters"}
+    # Narrowed to a tag, the API ranks among that tag's posts: the same order.
+    tagged = client.get("/api/v1/posts/?q=kubernetes&tag=notes").get_json()["posts"]
+    assert [p["title"] for p in tagged] == [
+        t for t in site if t in {"Notes 1", "Notes 3", "Notes 5", "Notes 7"}
+    ]
 
 
 def test_a_trashed_post_leaves_the_results_and_comes_back_when_restored(

@@ -17,7 +17,7 @@ from sqlalchemy import Select, and_, func, literal, or_, select
 from broadsheet.accounts.models import User
 from broadsheet.content import search as searching
 from broadsheet.content.cards import PostCard, card_query, cards, cards_in_order
-from broadsheet.content.models import Post, PostAuthor, PostTag, Tag
+from broadsheet.content.models import Post, PostAuthor, PostKind, PostTag, Tag
 from broadsheet.content.paging import Remember, check_page, compute
 from broadsheet.errors import Invalid
 from broadsheet.extensions import DbSession
@@ -107,7 +107,8 @@ def list_posts(
     """
     query = _filtered(session, wanted, now)
     if search is not None:
-        return _searched(session, query, search, now=now, limit=limit, page=page or 1)
+        every = wanted == PostFilter(order=wanted.order)  # the order is the ranking's own
+        return _searched(session, query, search, now=now, limit=limit, page=page or 1, every=every)
     if query is None:
         check_page(page or 1, 0, limit)
         return Listing([], 0 if after is None else None, None)
@@ -148,7 +149,10 @@ def _searched(
     now: datetime,
     limit: int,
     page: int,
+    every: bool,
 ) -> Listing:
+    """A page of the posts of ``query`` that match ``search``, best first; ``every``: the query
+    is every public post, with no filter."""
     wanted = searching.parse(search)
     if wanted.empty:
         raise Invalid({"q": "holds no word to look for (excluded words alone find nothing)"})
@@ -157,8 +161,8 @@ def _searched(
         return Listing([], 0, None)
     # The ranked ids (a hundred at most) in one statement, then the page's cards: the count and
     # the page come from one ranking.
-    ranked = searching.ranked(session, wanted, query, now=now)
-    ids = list(session.scalars(ranked.with_only_columns(Post.id)))
+    kind = PostKind.POST if every else None
+    ids = searching.ranked_ids(session, wanted, query, now=now, every_public=kind)
     check_page(page, len(ids), limit)
     shown = ids[(page - 1) * limit : page * limit]
     return Listing(cards_in_order(session, shown), len(ids), None)

@@ -25,8 +25,9 @@ newest first along the date's index (a common query finds its candidates in a
 few hundred rows) or through the full-text index (a rare one), as the planner
 judges from the query's words.  The search page does all of it in one
 statement (the database's ``broadsheet_search_ranked``, then the page's cards
-and snippets); the Content API and the staff's list rank the same way through
-``ranked``, inside their own filters.
+and snippets), and the Content API's unfiltered search takes the same ids;
+filtered (a tag, an author) it ranks the same way within its filter, as the
+staff's list does, through ``ranked``.
 - SQLite: an FTS5 table ``post_search`` with the Porter stemmer (none for
   SITE_LANGUAGE=simple), ranked by ``bm25`` with the same weights and
   recency, highlighted by ``highlight``/``snippet``.
@@ -69,12 +70,12 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from broadsheet.accounts.permissions import Action, Actor, require
 from broadsheet.config import SEARCH_LANGUAGES as LANGUAGES
 from broadsheet.content.cards import CARD_COLUMNS, CARD_WIDTH, PostCard, card, cards_in_order
-from broadsheet.content.models import Post, Tag
+from broadsheet.content.models import Post, PostKind, Tag
 from broadsheet.content.paging import Page, check_page
 from broadsheet.errors import Invalid
 from broadsheet.extensions import DbSession
@@ -568,10 +569,8 @@ class _Found:
     has_words: bool = True
 
 
-def _public_pg(
-    session: DbSession, query: Query, *, now: datetime, number: int, per_page: int
-) -> _Found:
-    """The public search on PostgreSQL, in one round trip (see _FOUND)."""
+def _ranking(query: Query, now: datetime) -> dict[str, Any]:
+    """The parameters of ``broadsheet_search_ranked`` and of the query it is given."""
     params: dict[str, Any] = {
         "words": _websearch_text(query),
         "now": now,
@@ -581,6 +580,17 @@ def _public_pg(
         "weights": _WEIGHTS_ARRAY,
         "days": RECENCY_DAYS,
         "walk_ratio": WALK_RATIO,
+    }
+    if query.prefix is not None:
+        params["prefix"] = query.prefix
+    return params
+
+
+def _public_pg(
+    session: DbSession, query: Query, *, now: datetime, number: int, per_page: int
+) -> _Found:
+    """The public search on PostgreSQL, in one round trip (see _FOUND)."""
+    params = _ranking(query, now) | {
         "plain": " ".join(query.words),
         "skip": max(number - 1, 0) * per_page,
         "per_page": per_page,
@@ -590,8 +600,6 @@ def _public_pg(
         "lead": SNIPPET_LEAD,
         "source": SNIPPET_SOURCE,
     }
-    if query.prefix is not None:
-        params["prefix"] = query.prefix
     rows = session.connection().execute(_search_page(query.prefix is not None), params).all()
     posts, marks = [], {}
     for row in rows:
@@ -601,6 +609,46 @@ def _public_pg(
             marks[post.id] = (row[CARD_WIDTH], row[CARD_WIDTH + 1])
     query_text, total = rows[0][-2], rows[0][-1]
     return _Found(posts, marks, int(total or 0), has_words=bool(query_text))
+
+
+# What the search page ranks, the posts of one kind only, in its order.
+_RANKED_OF_KIND = """
+SELECT ranked.id
+FROM (SELECT {query} AS query FROM (SELECT broadsheet_search_language() AS cfg) c) q
+CROSS JOIN LATERAL unnest(broadsheet_search_ranked(q.query, :now, :heads, :bodies, :excluded,
+    CAST(:weights AS float4[]), :days, :walk_ratio)) WITH ORDINALITY AS ranked(id, n)
+JOIN posts ON posts.id = ranked.id AND posts.kind = :kind
+ORDER BY ranked.n
+"""
+
+
+@cache
+def _ranked_of_kind(prefixed: bool) -> TextClause:
+    return text(_RANKED_OF_KIND.format(query=_PREFIXED if prefixed else _WORDS))
+
+
+def ranked_ids(
+    session: DbSession,
+    query: Query,
+    matching: Select[Any],
+    *,
+    now: datetime,
+    every_public: PostKind | None = None,
+) -> list[int]:
+    """The ids of ``matching`` (a select over posts) that match ``query``, best first (at most
+    HEAD_CANDIDATES + BODY_CANDIDATES).
+
+    ``every_public`` says that ``matching`` is every public post of that kind, with no other
+    filter: then, on PostgreSQL, the ids are the search page's own, in one statement
+    (``broadsheet_search_ranked``); otherwise they are ranked among ``matching`` (``ranked``).
+    """
+    if every_public is not None and session.get_bind().dialect.name == "postgresql":
+        params = _ranking(query, now) | {"kind": every_public.value}
+        statement = _ranked_of_kind(query.prefix is not None)
+        return list(session.connection().execute(statement, params).scalars())
+    return list(
+        session.scalars(ranked(session, query, matching, now=now).with_only_columns(Post.id))
+    )
 
 
 def _highlights(
