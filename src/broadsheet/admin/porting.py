@@ -48,7 +48,7 @@ def _folder() -> Path:
 def too_large(error: RequestEntityTooLarge) -> ResponseReturnValue:
     """An upload over its limit is refused before any form reads it: for an export, say which
     limit and how to raise it; any other form says what it was."""
-    if request.path == url_for("admin.imports"):
+    if request.endpoint == "admin.imports":
         megabytes = _max_bytes() // (1024 * 1024)
         message = (
             f"The file is larger than the {megabytes:,} MB an import takes. The site's "
