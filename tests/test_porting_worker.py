@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from broadsheet.accounts.models import Role
 from broadsheet.accounts.permissions import OPERATOR
 from broadsheet.content.models import Post
 from broadsheet.content.search import search_public
-from broadsheet.extensions import db
+from broadsheet.extensions import db, utcnow
 from broadsheet.porting import services as porting
 from broadsheet.porting import tasks
 from broadsheet.porting.models import ImportItem, ImportJob, JobStatus
@@ -70,6 +71,38 @@ def test_a_job_run_in_short_slices_finishes_with_every_post_once(
         assert [hit.post.slug for hit in found.hits] == [f"generated-post-{n}"]
     assert search_public(db.session, "Alpha", now=NOW, number=1, per_page=5).capped
     assert tasks.run_import(job.id) == "nothing to do"  # a finished job is left alone
+
+
+def test_a_job_whose_worker_and_message_were_lost_is_sent_again(
+    app: Flask, make_user: object, tmp_path: Path
+) -> None:
+    """The embedded broker redelivers nothing: when a worker dies, the job it ran stops. The
+    beat's sweeper sends a job that stopped moving again, and the run skips every batch the
+    lost one committed."""
+    make_user(Role.OWNER, email="owner@example.com")  # type: ignore[operator]
+    job = start(write_wxr(tmp_path / "many.xml", 450), tmp_path / "imports")
+    porting.confirm_import(db.session, job, actor=OPERATOR, now=NOW)
+    db.session.commit()
+    # One slice, whose continuation goes nowhere (the test's broker has no worker): as if the
+    # worker had died after it, with the message it held.
+    tasks.run_import(job.id, slice_seconds=0)
+    assert 0 < _job(job.id).done < 450
+    assert _job(job.id).status is JobStatus.RUNNING
+    beat = app.config["CELERY"]["beat_schedule"]["sweep-imports"]
+    assert beat == {"task": "broadsheet.sweep_imports", "schedule": 60.0}
+    sweep = app.extensions["celery"].tasks[beat["task"]]  # what the beat runs
+    assert sweep() == 0  # it moved a moment ago
+    stalled = _job(job.id)
+    stalled.heartbeat_at = utcnow() - porting.STALLED - timedelta(seconds=1)
+    db.session.commit()
+    assert sweep() == 1
+    assert sweep() == 0  # sent once: it counts as moved now
+    slices = 0
+    while _job(job.id).status is not JobStatus.DONE and slices < 50:
+        tasks.run_import(job.id)  # what the worker does with the message sent again
+        slices += 1
+    assert _counts() == (450, 450, 450)
+    assert sweep() == 0  # a finished job is never sent
 
 
 @pytest.fixture

@@ -462,6 +462,8 @@ def celery_settings(
                 "task": "broadsheet.collect_media_garbage",
                 "schedule": 7 * 24 * 3600.0,
             },
+            # Re-enqueues imports that stopped moving (a killed worker, a lost message).
+            "sweep-imports": {"task": "broadsheet.sweep_imports", "schedule": 60.0},
             # Removes the import uploads nobody confirmed within a day.
             "expire-imports": {"task": "broadsheet.expire_imports", "schedule": 3600.0},
             # Sums the stats' minute rows into daily rows, forgets finished days' salts.

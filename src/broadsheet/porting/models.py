@@ -55,6 +55,8 @@ class ImportJob(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # When a queued or running job last moved: the sweeper sends a job that stops moving again.
+    heartbeat_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     # The dry-run summary, then the report: counts, clashes, skipped rows, kept image URLs.
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)

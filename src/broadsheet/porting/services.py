@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broadsheet.accounts.models import User
 from broadsheet.accounts.permissions import OPERATOR, Action, Actor, require
 from broadsheet.addresses import normalise_email
 from broadsheet.content.models import Post
 from broadsheet.errors import Invalid, NotFound
-from broadsheet.extensions import DbSession
+from broadsheet.extensions import DbSession, utcnow
 from broadsheet.porting.archive import ArchiveReader
 from broadsheet.porting.ghost import GhostReader
 from broadsheet.porting.images import Fetching
@@ -255,7 +255,7 @@ def confirm_import(session: DbSession, job: ImportJob, *, actor: Actor, now: dat
     require(actor, Action.MANAGE_SETTINGS)
     if job.status is not JobStatus.WAITING:
         return job
-    job.status = JobStatus.QUEUED
+    job.status, job.heartbeat_at = JobStatus.QUEUED, now
     session.flush()
     enqueue_after_commit(session, RUN_TASK, job.id)
     return job
@@ -279,7 +279,7 @@ def run_import(
     require(actor, Action.MANAGE_SETTINGS)
     if job.status is JobStatus.DONE:
         return
-    job.status, job.error = JobStatus.RUNNING, None
+    job.status, job.error, job.heartbeat_at = JobStatus.RUNNING, None, utcnow()
     job.started_at = job.started_at or now
     session.flush()
     yield 0
@@ -288,6 +288,7 @@ def run_import(
     writer = Writer(session, actor=actor, now=now, job_id=job.id, fetching=fetching)
     for done in writer.write(read(Path(job.path), job.format)):
         job.done = max(job.done, min(done, job.total or done))  # a resumed run recounts
+        job.heartbeat_at = utcnow()
         session.flush()
         yield done
     job.status, job.finished_at, job.done = JobStatus.DONE, now, job.total
@@ -308,6 +309,30 @@ def fail_import(session: DbSession, job_id: int, reason: str, *, now: datetime) 
     if job is not None and job.status is not JobStatus.DONE:
         job.status, job.error, job.finished_at = JobStatus.FAILED, reason[:2000], now
         session.flush()
+
+
+# A queued or running job that has not moved for this long lost its worker and its message
+# (the embedded broker redelivers nothing) and is sent again.  A batch commits in seconds; a
+# batch downloading many slow images takes longer, so the margin is wide.  A second run of a
+# job still running is harmless: the batch both write is committed once (its items are
+# recorded under a unique key) and the other run's attempt is rolled back.
+STALLED = timedelta(minutes=10)
+
+
+def sweep_stalled(session: DbSession, *, now: datetime) -> list[int]:
+    """Send again every queued or running job that has not moved for STALLED; returns their
+    ids.  Each is marked as moved now, so it is sent once per STALLED at most.  Flushes."""
+    moved = func.coalesce(ImportJob.heartbeat_at, ImportJob.created_at)
+    stalled = session.scalars(
+        select(ImportJob)
+        .where(ImportJob.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)), moved < now - STALLED)
+        .order_by(ImportJob.id)
+    ).all()
+    for job in stalled:
+        job.heartbeat_at = now
+        enqueue_after_commit(session, RUN_TASK, job.id)
+    session.flush()
+    return [job.id for job in stalled]
 
 
 WAITING_DAYS = 1  # an upload nobody confirmed is removed after this long

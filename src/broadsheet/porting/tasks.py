@@ -70,3 +70,14 @@ def expire_imports() -> int:
     if files:
         log.info("removed %d import upload(s) nobody confirmed", len(files))
     return len(files)
+
+
+@shared_task(name="broadsheet.sweep_imports")
+def sweep_imports() -> int:
+    """On the beat: send again the imports whose worker and message were lost
+    (``sweep_stalled``); the run skips every batch already committed."""
+    stalled = services.sweep_stalled(db.session, now=utcnow())
+    db.session.commit()
+    if stalled:
+        log.warning("sent %d stalled import(s) again: %s", len(stalled), stalled)
+    return len(stalled)
