@@ -138,8 +138,9 @@ def _connection_settings(dbapi_connection: Any, _record: Any) -> None:
 
     PostgreSQL: a random page read costs the planner 1.1 sequential ones, not 4 (the
     default, for spinning disks).  A site's working set is in memory or on SSD; with the
-    default, the tags of each card on a page were found by reading all the tags (a hash join)
-    rather than by their key: 1.5 ms of a search page's 2.6.
+    default, the tags of each card on a page were found by reading all the tags (a hash join,
+    0.15 ms a card) rather than by their key (0.02 ms): 1.5 ms of the 2.8 ms statement that
+    read a search page's ten cards.
     """
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()

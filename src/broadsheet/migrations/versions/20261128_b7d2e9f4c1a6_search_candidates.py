@@ -28,6 +28,8 @@ already holds the title and tags as columns of their own).
 
 from alembic import op
 
+from broadsheet.migrations.earlier import or_replace, revision_module
+
 revision = "b7d2e9f4c1a6"
 down_revision = "5aaf93adf41e"
 branch_labels = None
@@ -106,35 +108,8 @@ LISTED = [
     """,
 ]
 
-# The layout before, for the way down (the previous revision's functions, to the letter).
-OLD_REFRESH = """
-CREATE OR REPLACE FUNCTION broadsheet_search_refresh(ids integer[]) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO search_documents (post_id, text_vector, tag_vector)
-    SELECT p.id,
-           setweight(to_tsvector(c.cfg, p.title), 'A')
-        || setweight(to_tsvector(c.cfg, coalesce(p.excerpt, '')), 'B')
-        || setweight(to_tsvector(c.cfg, coalesce(p.markdown, '')), 'C'),
-           setweight(to_tsvector(c.cfg, coalesce(tg.names, '')), 'B')
-    FROM (SELECT DISTINCT unnest(ids) AS id) wanted
-    JOIN posts p ON p.id = wanted.id
-    CROSS JOIN (SELECT broadsheet_search_language() AS cfg) c
-    LEFT JOIN broadsheet_search_tag_names(ids) tg ON tg.post_id = p.id
-    ON CONFLICT (post_id) DO UPDATE
-    SET text_vector = EXCLUDED.text_vector, tag_vector = EXCLUDED.tag_vector
-$$
-"""
-OLD_RETAG = """
-CREATE OR REPLACE FUNCTION broadsheet_search_retag(ids integer[]) RETURNS void
-LANGUAGE sql AS $$
-    UPDATE search_documents d
-    SET tag_vector = setweight(to_tsvector(c.cfg, coalesce(tg.names, '')), 'B')
-    FROM (SELECT DISTINCT unnest(ids) AS id) wanted
-    CROSS JOIN (SELECT broadsheet_search_language() AS cfg) c
-    LEFT JOIN broadsheet_search_tag_names(ids) tg ON tg.post_id = wanted.id
-    WHERE d.post_id = wanted.id
-$$
-"""
+# The layout before, for the way down: the previous revision's own functions.
+SEARCH_REVISION = "20261127_5c1e8a9d3f27_search.py"
 
 
 def upgrade() -> None:
@@ -174,8 +149,9 @@ def downgrade() -> None:
         "ALTER TABLE search_documents DROP COLUMN listed_at, DROP COLUMN head_vector,"
         " DROP COLUMN document, ALTER COLUMN text_vector DROP DEFAULT"
     )
-    op.execute(OLD_REFRESH)
-    op.execute(OLD_RETAG)
+    before = revision_module(SEARCH_REVISION)
+    op.execute(or_replace(before.POSTGRES_REFRESH))
+    op.execute(or_replace(before.POSTGRES_RETAG))
     op.execute("SELECT broadsheet_search_refresh(ARRAY(SELECT id FROM posts))")
     op.execute(
         "CREATE INDEX ix_search_documents ON search_documents"

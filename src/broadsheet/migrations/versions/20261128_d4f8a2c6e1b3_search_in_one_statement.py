@@ -22,11 +22,11 @@ PostgreSQL only:
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 from alembic import op
+
+from broadsheet.migrations.earlier import revision_module
 
 revision = "d4f8a2c6e1b3"
 down_revision = "b7d2e9f4c1a6"
@@ -36,13 +36,7 @@ depends_on = None
 
 def _previous() -> ModuleType:
     """The previous revision's module, whose functions the way down puts back."""
-    path = Path(__file__).with_name("20261128_b7d2e9f4c1a6_search_candidates.py")
-    spec = importlib.util.spec_from_file_location("broadsheet_search_candidates", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot read {path.name}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return revision_module("20261128_b7d2e9f4c1a6_search_candidates.py")
 
 
 def _in_post_order(refresh: str) -> str:
